@@ -1,0 +1,239 @@
+"""The answers model: what a generated repo is made of, and the rules it obeys.
+
+Answers are the single source of truth of a generated repo. The CLI validates
+them here before Copier sees them, so a mistake costs one clear sentence
+instead of a traceback; copier.yml repeats the essential rules for users of
+plain `copier`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+GIT_URL = re.compile(r"^(https|ssh)://[A-Za-z0-9@._-]+(:[0-9]+)?/[A-Za-z0-9._/-]+$")
+IDP_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,127}$")
+IMAGE = re.compile(
+    r"^(?P<repository>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:[a-f0-9]{64})?$"
+)
+HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+
+ENGINES = ("flux",)
+# Longest generated name is "<project>-<name>-..."; 40 leaves room for suffixes
+# such as "-allow-ingress" within the 63-character label limit.
+MAX_NAME = 40
+# Names that would collide with a layout directory or a system namespace.
+RESERVED = {"base", "default", "flux-system", "kube-system", "kube-public", "kube-node-lease", "monitoring"}
+
+LIST_FIELDS = {"environments", "clusters", "teams", "apps"}
+ITEM_KEYS = {
+    "clusters": ({"name", "environment"}, set()),
+    "teams": ({"name", "groups"}, set()),
+    "apps": ({"name", "team", "image", "port"}, {"health_path", "ready_path"}),
+}
+KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps")
+
+
+class AnswersError(ValueError):
+    """An answer breaks a rule. The message names the field and the rule."""
+
+
+def _fail(field: str, rule: str) -> None:
+    raise AnswersError(f"{field}: {rule}")
+
+
+def _check_text(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        _fail(field, "must be a non-empty string")
+    # Answers are rendered into YAML and Jinja; these would change their meaning.
+    for marker in ("{{", "}}", "{%", "%}", "{#", "#}", "\n", "\r", "\t", '"', "'", "`", "\\", "$", "*", "&", "!", "|", ">", "<"):
+        if marker in value:
+            _fail(field, f"must not contain {marker!r} (YAML or template syntax)")
+    return value
+
+
+def check_name(field: str, value: Any, *, reserved: Iterable[str] = RESERVED) -> str:
+    """A DNS-1123 label usable as a directory, a namespace and a resource name."""
+    value = _check_text(field, value)
+    if "/" in value or ".." in value:
+        _fail(field, f"{value!r} must not contain path separators or '..'")
+    if not DNS_LABEL.match(value):
+        _fail(field, f"{value!r} must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending alphanumeric")
+    if len(value) > MAX_NAME:
+        _fail(field, f"{value!r} is {len(value)} characters; at most {MAX_NAME} leave room for generated suffixes")
+    if value in reserved:
+        _fail(field, f"{value!r} is reserved; choose another name")
+    return value
+
+
+def check_branch(value: Any) -> str:
+    """git check-ref-format rules for a branch name."""
+    value = _check_text("default_branch", value)
+    bad = (
+        value.startswith(("-", "/", "."))
+        or value.endswith(("/", ".", ".lock"))
+        or any(part in value for part in ("..", "//", "@{", "~", "^", ":", "?", "[", " "))
+        or any(segment.startswith(".") or segment.endswith(".lock") for segment in value.split("/"))
+        or value == "@"
+        or any(ord(char) < 32 or ord(char) == 127 for char in value)
+    )
+    if bad:
+        _fail("default_branch", f"{value!r} is not a valid git branch name")
+    return value
+
+
+def validate_git_url(value: Any) -> str:
+    value = _check_text("git_url", value)
+    if not GIT_URL.match(value):
+        _fail("git_url", f"{value!r} must be an https:// or ssh:// URL such as ssh://git@github.com/org/repo.git")
+    return value
+
+
+def check_group(field: str, value: Any) -> str:
+    if not IDP_GROUP.match(_check_text(field, value)):
+        _fail(field, f"{value!r} must be a group name of letters, digits and . _ @ : / -")
+    return value
+
+
+def check_image(field: str, value: Any) -> str:
+    value = _check_text(field, value)
+    match = IMAGE.match(value)
+    if not match:
+        _fail(field, f"{value!r} is not an image reference like registry.example.com/team/app:1.2.3")
+    if not match.group("tag"):
+        _fail(field, f"{value!r} has no tag; pin a version such as :1.2.3")
+    if match.group("tag") == "latest":
+        _fail(field, f"{value!r} uses ':latest'; pin a version such as :1.2.3 so rollouts are reproducible")
+    return value
+
+
+def check_port(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        _fail(field, f"{value!r} must be a port number between 1 and 65535")
+    return value
+
+
+def _unique(field: str, names: list[str]) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            _fail(field, f"{name!r} appears more than once; names must be unique")
+        seen.add(name)
+
+
+def _items(field: str, value: Any, *, allow_empty: bool = False) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or (not value and not allow_empty):
+        _fail(field, "must be a non-empty list" if not allow_empty else "must be a list")
+    if field == "environments":
+        return value
+    required, optional = ITEM_KEYS[field]
+    for index, item in enumerate(value):
+        where = f"{field}[{index}]"
+        if not isinstance(item, Mapping):
+            _fail(where, f"must be a mapping with keys {', '.join(sorted(required))}")
+        missing = required - item.keys()
+        if missing:
+            _fail(where, f"is missing {', '.join(sorted(missing))}")
+        unknown = item.keys() - required - optional
+        if unknown:
+            _fail(where, f"has unknown key {', '.join(sorted(map(str, unknown)))}; allowed: {', '.join(sorted(required | optional))}")
+    return value
+
+
+def reject_unknown(answers: Mapping[str, Any]) -> None:
+    """A misspelt answer name must not be silently ignored."""
+    unknown = [key for key in answers if key not in KNOWN and not str(key).startswith("_")]
+    if unknown:
+        _fail(str(unknown[0]), f"is not a known answer; known answers are {', '.join(KNOWN)}")
+
+
+def validate(answers: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a complete set of answers; return them unchanged or raise AnswersError."""
+    reject_unknown(answers)
+    missing = [key for key in KNOWN if key not in answers]
+    if missing:
+        _fail(missing[0], "is required")
+
+    check_name("project_name", answers["project_name"], reserved=())
+    validate_git_url(answers["git_url"])
+    check_branch(answers["default_branch"])
+    if answers["engine"] not in ENGINES:
+        _fail("engine", f"{answers['engine']!r} is not supported; choose one of: {', '.join(ENGINES)}")
+
+    environments = _items("environments", answers["environments"])
+    for index, env in enumerate(environments):
+        check_name(f"environments[{index}]", env)
+    _unique("environments", environments)
+
+    clusters = _items("clusters", answers["clusters"])
+    for index, cluster in enumerate(clusters):
+        check_name(f"clusters[{index}].name", cluster["name"])
+        if cluster["environment"] not in environments:
+            _fail(f"clusters[{index}].environment", f"{cluster['environment']!r} is not one of the environments ({', '.join(environments)})")
+    _unique("clusters", [cluster["name"] for cluster in clusters])
+
+    teams = _items("teams", answers["teams"])
+    for index, team in enumerate(teams):
+        check_name(f"teams[{index}].name", team["name"], reserved=RESERVED | set(environments))
+        groups = team["groups"]
+        if not isinstance(groups, list) or not groups:
+            _fail(f"teams[{index}].groups", "must be a non-empty list of identity-provider group names")
+        for group_index, group in enumerate(groups):
+            check_group(f"teams[{index}].groups[{group_index}]", group)
+    team_names = [team["name"] for team in teams]
+    _unique("teams", team_names)
+
+    apps = _items("apps", answers["apps"], allow_empty=True)
+    for index, app in enumerate(apps):
+        check_name(f"apps[{index}].name", app["name"], reserved=RESERVED | set(environments))
+        if app["team"] not in team_names:
+            _fail(f"apps[{index}].team", f"{app['team']!r} is not one of the teams ({', '.join(team_names)})")
+        check_image(f"apps[{index}].image", app["image"])
+        check_port(f"apps[{index}].port", app["port"])
+        for key in ("health_path", "ready_path"):
+            if key in app and not HTTP_PATH.match(_check_text(f"apps[{index}].{key}", app[key])):
+                _fail(f"apps[{index}].{key}", f"{app[key]!r} must be an HTTP path such as /healthz")
+    _unique("apps", [app["name"] for app in apps])
+    return dict(answers)
+
+
+def parse_data_pairs(pairs: Iterable[str]) -> dict[str, Any]:
+    """`--data KEY=VALUE` options; values are YAML, as in Copier."""
+    data: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise AnswersError(f"--data {pair!r}: expected KEY=VALUE")
+        try:
+            data[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as error:
+            raise AnswersError(f"--data {key}: value is not valid YAML ({_first_line(error)})") from None
+    return data
+
+
+def load_data_file(path: Path) -> dict[str, Any]:
+    """`--data-file`: a YAML mapping of answers."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise AnswersError(f"--data-file {path}: file not found") from None
+    except OSError as error:
+        raise AnswersError(f"--data-file {path}: cannot be read ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise AnswersError(f"--data-file {path}: not valid YAML ({_first_line(error)})") from None
+    if not isinstance(data, dict):
+        raise AnswersError(f"--data-file {path}: must contain a YAML mapping of answer names to values")
+    return data
+
+
+def _first_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+

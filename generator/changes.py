@@ -1,0 +1,50 @@
+"""Answer edits behind `add` and `remove`: one item in, one item out, references kept whole."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+from .answers import AnswersError
+
+KINDS = ("app", "env", "cluster", "team")
+
+
+def _names(answers: dict[str, Any], kind: str) -> list[str]:
+    if kind == "env":
+        return list(answers["environments"])
+    return [item["name"] for item in answers[f"{kind}s"]]
+
+
+def add(answers: dict[str, Any], kind: str, item: Any) -> dict[str, Any]:
+    """Answers with one more app/env/cluster/team; the caller validates the result."""
+    name = item if kind == "env" else item["name"]
+    if name in _names(answers, kind):
+        raise AnswersError(f"{kind} {name!r} already exists")
+    changed = deepcopy(answers)
+    key = "environments" if kind == "env" else f"{kind}s"
+    changed[key] = [*changed[key], item]
+    return {key: changed[key]}
+
+
+def remove(answers: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    """Answers without one item; refuses when something still refers to it."""
+    if name not in _names(answers, kind):
+        existing = ", ".join(_names(answers, kind)) or "none"
+        raise AnswersError(f"{kind} {name!r} does not exist (existing: {existing})")
+    if kind == "env":
+        users = [cluster["name"] for cluster in answers["clusters"] if cluster["environment"] == name]
+        if users:
+            raise AnswersError(f"env {name!r} is used by cluster(s) {', '.join(users)}; remove or move them first")
+        if len(answers["environments"]) == 1:
+            raise AnswersError(f"env {name!r} is the last environment; a repo needs at least one")
+        return {"environments": [env for env in answers["environments"] if env != name]}
+    if kind == "team":
+        users = [app["name"] for app in answers["apps"] if app["team"] == name]
+        if users:
+            raise AnswersError(f"team {name!r} still owns app(s) {', '.join(users)}; remove or reassign them first")
+    key = f"{kind}s"
+    remaining = [item for item in answers[key] if item["name"] != name]
+    if not remaining and kind in ("cluster", "team"):
+        raise AnswersError(f"{kind} {name!r} is the last {kind}; a repo needs at least one")
+    return {key: remaining}

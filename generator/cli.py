@@ -1,0 +1,234 @@
+"""The gitops-forge command line: parse, call one workflow, print the result.
+
+Heavy modules (copier, yaml, jinja) are imported inside the commands so that
+`--help` and shell completion stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+app = typer.Typer(
+    name="gitops-forge",
+    help="Generate a best-practice GitOps monorepo and keep it current with its template.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+add_app = typer.Typer(help="Add an app, environment, cluster or team and re-render.", no_args_is_help=True)
+remove_app = typer.Typer(help="Remove an app, environment, cluster or team and re-render.", no_args_is_help=True)
+app.add_typer(add_app, name="add", rich_help_panel="Change a repo")
+app.add_typer(remove_app, name="remove", rich_help_panel="Change a repo")
+
+CREATE = "Create"
+KEEP_CURRENT = "Keep current"
+
+RepoPath = Annotated[Path, typer.Argument(help="Generated repository (default: current directory).", show_default=False)]
+RepoOption = Annotated[Path, typer.Option("--path", "-C", help="Generated repository to change.", show_default=False)]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"Error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn every expected failure into one sentence and exit code 2."""
+    from .answers import AnswersError
+    from .scaffold import ScaffoldError
+    from .template_source import TemplateUnavailable
+
+    try:
+        yield
+    except AnswersError as error:
+        raise _fail(f"{error}.") from None
+    except (ScaffoldError, TemplateUnavailable) as error:
+        raise _fail(f"{str(error).rstrip('.')}.") from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"gitops-forge {version('gitops-forge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+    ] = None,
+) -> None:
+    """Generate a best-practice GitOps monorepo and keep it current with its template."""
+
+
+@app.command(rich_help_panel=CREATE)
+def new(
+    destination: Annotated[Path, typer.Argument(help="Directory to create (its name is the default project_name).")],
+    defaults: Annotated[bool, typer.Option("--defaults", help="Use the default for every answer not given.")] = False,
+    data: Annotated[
+        Optional[list[str]], typer.Option("--data", "-d", metavar="KEY=VALUE", help="An answer; VALUE is YAML. Repeatable.")
+    ] = None,
+    data_file: Annotated[
+        Optional[Path], typer.Option("--data-file", metavar="FILE", help="YAML mapping of answers.", dir_okay=False)
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory.")] = False,
+    git: Annotated[bool, typer.Option("--git/--no-git", help="Initialise git and commit the generated files.")] = True,
+) -> None:
+    """Generate a new GitOps repository."""
+    from . import answers, workflows
+    from .prompts import ask_missing
+
+    with _errors():
+        given = answers.load_data_file(data_file) if data_file else {}
+        given.update(answers.parse_data_pairs(data or []))
+        interactive = not defaults and sys.stdin.isatty()
+        complete = workflows.gather_answers(
+            destination, data=given, use_defaults=defaults, prompter=ask_missing if interactive else None
+        )
+        result = workflows.new_repo(destination, complete, force=force, git=git)
+    typer.secho(f"Created {result.destination} from template {result.version}:", fg=typer.colors.GREEN)
+    typer.echo(
+        f"  {len(complete['environments'])} environment(s), {len(complete['clusters'])} cluster(s), "
+        f"{len(complete['teams'])} team(s), {len(complete['apps'])} app(s); {len(result.written)} files."
+    )
+    typer.echo("Next:")
+    typer.echo(f"  cd {result.destination}")
+    if not result.committed:
+        typer.echo("  git add -A && git commit -m 'Generate repository with gitops-forge'")
+    typer.echo(f"  git remote add origin {complete['git_url']} && git push -u origin {complete['default_branch']}")
+    typer.echo(f"  flux bootstrap git --url={complete['git_url']} --branch={complete['default_branch']} --path=clusters/{complete['clusters'][0]['name']}")
+
+
+@app.command(rich_help_panel=KEEP_CURRENT)
+def update(
+    path: RepoPath = Path("."),
+    to: Annotated[Optional[str], typer.Option("--to", metavar="VERSION", help="Template version (default: newest).")] = None,
+    conflict: Annotated[
+        str, typer.Option("--conflict", help="How to show conflicts: inline markers or .rej files.", case_sensitive=False)
+    ] = "inline",
+    pretend: Annotated[bool, typer.Option("--pretend", help="Show what would change; touch nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Update a generated repository to a newer template version (3-way merge keeps your edits)."""
+    from . import workflows
+
+    if conflict not in ("inline", "rej"):
+        raise _fail(f"--conflict must be 'inline' or 'rej', not {conflict!r}.")
+    with _errors():
+        result = workflows.update_repo(path, to_version=to, conflict=conflict, pretend=pretend)
+    _report_change(result, verb="would change" if pretend else "changed", as_json=as_json, path=path)
+
+
+@app.command("check-update", rich_help_panel=KEEP_CURRENT)
+def check_update(
+    path: RepoPath = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Tell whether a newer template version is available (exit 0 either way)."""
+    from . import workflows
+
+    with _errors():
+        check = workflows.check_update(path)
+    if as_json:
+        typer.echo(json.dumps({"current": check.current, "latest": check.latest, "update_available": check.available}))
+    elif check.available:
+        typer.echo(f"Template {check.latest} is available (this repo is on {check.current}); run: gitops-forge update")
+    else:
+        typer.echo(f"Up to date: template {check.current}.")
+
+
+def _report_change(result, *, verb: str, as_json: bool, path: Path) -> None:
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"from": result.old_version, "to": result.new_version, "changed": result.changed, "conflicts": result.conflicts}
+            )
+        )
+    else:
+        arrow = f"{result.old_version} → {result.new_version}" if result.old_version != result.new_version else result.new_version
+        typer.echo(f"Template {arrow}: {len(result.changed)} path(s) {verb}.")
+        for changed in result.changed:
+            typer.echo(f"  {changed}")
+    if result.conflicts:
+        typer.secho(f"{len(result.conflicts)} file(s) have conflicts:", err=True, fg=typer.colors.RED)
+        for name in result.conflicts:
+            typer.echo(f"  {name}", err=True)
+        typer.echo(
+            "Resolve: edit each file (remove the <<<<<<< ======= >>>>>>> markers, or apply the .rej hunk and delete it), "
+            f"then git add -A && git commit. Abort: git -C {path} reset --hard && git -C {path} clean -fd",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if not as_json and result.changed and "would" not in verb:
+        typer.echo("Review with git diff, then commit.")
+
+
+@add_app.command("app")
+def add_app_cmd(
+    name: Annotated[str, typer.Argument(help="App name (DNS-1123 label).")],
+    team: Annotated[str, typer.Option("--team", help="Owning team (must exist).")],
+    image: Annotated[str, typer.Option("--image", help="Image with a pinned tag, e.g. ghcr.io/org/app:1.2.3.")],
+    port: Annotated[int, typer.Option("--port", help="Container port serving HTTP.")],
+    path: RepoOption = Path("."),
+) -> None:
+    """Add an app: base manifests plus one overlay per environment."""
+    _change(path, "add", "app", {"name": name, "team": team, "image": image, "port": port})
+
+
+@add_app.command("env")
+def add_env_cmd(name: Annotated[str, typer.Argument(help="Environment name.")], path: RepoOption = Path(".")) -> None:
+    """Add an environment (last in promotion order); add a cluster for it next."""
+    _change(path, "add", "env", name)
+
+
+@add_app.command("cluster")
+def add_cluster_cmd(
+    name: Annotated[str, typer.Argument(help="Cluster name.")],
+    env: Annotated[str, typer.Option("--env", help="Environment the cluster runs (must exist).")],
+    path: RepoOption = Path("."),
+) -> None:
+    """Add a cluster bound to an environment."""
+    _change(path, "add", "cluster", {"name": name, "environment": env})
+
+
+@add_app.command("team")
+def add_team_cmd(
+    name: Annotated[str, typer.Argument(help="Team name (becomes its namespace).")],
+    group: Annotated[list[str], typer.Option("--group", help="Identity-provider group of the team. Repeatable.")],
+    path: RepoOption = Path("."),
+) -> None:
+    """Add a tenant team with its identity-provider groups."""
+    _change(path, "add", "team", {"name": name, "groups": list(group)})
+
+
+def _remove(kind: str):
+    def command(name: Annotated[str, typer.Argument(help="Name of the item to remove.")], path: RepoOption = Path(".")) -> None:
+        _change(path, "remove", kind, name)
+
+    command.__doc__ = f"Remove a {kind} and the files generated for it (refused while something refers to it)."
+    return command
+
+
+for _kind in ("app", "env", "cluster", "team"):
+    remove_app.command(_kind)(_remove(_kind))
+
+
+def _change(path: Path, action: str, kind: str, item) -> None:
+    from . import workflows
+
+    with _errors():
+        if action == "add":
+            result = workflows.add_item(path, kind, item)
+        else:
+            result = workflows.remove_item(path, kind, item)
+    _report_change(result, verb="changed", as_json=False, path=path)

@@ -1,0 +1,122 @@
+"""Interactive questionnaire: list answers are asked item by item, never as YAML.
+
+Each prompt validates with the same rules as answers.py and re-asks with the
+reason; the person confirms a summary before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from . import answers as rules
+from .answers import AnswersError
+from .questions import default_for
+
+
+def _ask(label: str, check: Callable[[Any], Any], default: Any = None, convert: Callable[[str], Any] = str) -> Any:
+    while True:
+        raw = typer.prompt(label, default=default)
+        try:
+            return check(convert(raw))
+        except (AnswersError, ValueError) as error:
+            typer.secho(f"  {error}", fg=typer.colors.YELLOW)
+
+
+def _ask_names(label: str, field: str, defaults: list[str], reserved: set[str] = rules.RESERVED) -> list[str]:
+    def check(raw: str) -> list[str]:
+        names = [name.strip() for name in raw.split(",") if name.strip()]
+        if not names:
+            raise AnswersError(f"{field}: give at least one name")
+        for index, name in enumerate(names):
+            rules.check_name(f"{field}[{index}]", name, reserved=reserved)
+        if len(set(names)) != len(names):
+            raise AnswersError(f"{field}: names must be unique")
+        return names
+
+    return _ask(f"{label} (comma-separated)", check, default=", ".join(defaults))
+
+
+def _choice(field: str, options: list[str]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in options:
+            raise AnswersError(f"{field}: choose one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def ask_missing(given: dict[str, Any], specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ask a person for every answer not already given; returns the completed answers."""
+    answers = dict(given)
+
+    def scalar(name: str, check: Callable[[Any], Any]) -> None:
+        if name not in answers:
+            typer.secho(specs[name].get("help", name), dim=True)
+            answers[name] = _ask(name, check, default=default_for(specs[name], answers))
+
+    scalar("project_name", lambda value: rules.check_name("project_name", value, reserved=()))
+    scalar("git_url", lambda value: rules.validate_git_url(value))
+    scalar("default_branch", rules.check_branch)
+    scalar("engine", _choice("engine", list(rules.ENGINES)))
+
+    if "environments" not in answers:
+        answers["environments"] = _ask_names("Environments in promotion order", "environments", default_for(specs["environments"], answers))
+    environments = answers["environments"]
+
+    if "clusters" not in answers:
+        clusters = []
+        for env in environments:
+            count = _ask(f"How many clusters run {env}?", lambda n: n if 0 <= n <= 20 else _bad("a number from 0 to 20"), default=1, convert=int)
+            for number in range(count):
+                suggestion = env if count == 1 else f"{env}-{number + 1}"
+                name = _ask(f"  name of cluster {number + 1} of {env}", lambda v: rules.check_name("clusters.name", v), default=suggestion)
+                clusters.append({"name": name, "environment": env})
+        answers["clusters"] = clusters
+
+    if "teams" not in answers:
+        teams = []
+        for name in _ask_names("Teams", "teams", ["dev-team"], reserved=rules.RESERVED | set(environments)):
+            groups = _ask(
+                f"  identity-provider groups of {name} (comma-separated)",
+                lambda raw: [rules.check_group("teams.groups", g.strip()) for g in raw.split(",") if g.strip()] or _bad("at least one group"),
+                default=name,
+            )
+            teams.append({"name": name, "groups": groups})
+        answers["teams"] = teams
+    team_names = [team["name"] for team in answers["teams"]]
+
+    if "apps" not in answers:
+        apps: list[dict[str, Any]] = []
+        count = _ask("How many apps?", lambda n: n if 0 <= n <= 100 else _bad("a number from 0 to 100"), default=1, convert=int)
+        for number in range(count):
+            typer.echo(f"App {number + 1}:")
+            app = {
+                "name": _ask("  name", lambda v: rules.check_name("apps.name", v, reserved=rules.RESERVED | set(environments)), default="podinfo" if number == 0 else None),
+                "team": _ask("  team", _choice("apps.team", team_names), default=team_names[0]),
+                "image": _ask("  image (with a pinned tag)", lambda v: rules.check_image("apps.image", v), default="ghcr.io/stefanprodan/podinfo:6.7.1" if number == 0 else None),
+                "port": _ask("  port", lambda v: rules.check_port("apps.port", v), default=9898 if number == 0 else 8080, convert=int),
+            }
+            apps.append(app)
+        answers["apps"] = apps
+
+    rules.validate(answers)
+    _summary(answers)
+    if not typer.confirm("Generate the repository?", default=True):
+        raise AnswersError("generation cancelled; nothing was written")
+    return answers
+
+
+def _bad(rule: str):
+    raise ValueError(f"expected {rule}")
+
+
+def _summary(answers: dict[str, Any]) -> None:
+    typer.secho("\nSummary", bold=True)
+    typer.echo(f"  project  {answers['project_name']}  ({answers['git_url']}, branch {answers['default_branch']}, {answers['engine']})")
+    typer.echo(f"  envs     {', '.join(answers['environments'])}")
+    typer.echo("  clusters " + ", ".join(f"{c['name']} ({c['environment']})" for c in answers["clusters"]))
+    typer.echo("  teams    " + ", ".join(f"{t['name']} [{', '.join(t['groups'])}]" for t in answers["teams"]))
+    typer.echo("  apps     " + (", ".join(f"{a['name']} ({a['team']}, {a['image']}, :{a['port']})" for a in answers["apps"]) or "none"))
