@@ -62,6 +62,7 @@ def _run(operation: str, source: TemplateSource, **kwargs: Any) -> None:
     """Call copier.run_<operation>, turning its errors into ScaffoldError."""
     import copier
     from copier.errors import CopierError
+    from plumbum import ProcessExecutionError
 
     runner = getattr(copier, f"run_{operation}")
     try:
@@ -74,6 +75,8 @@ def _run(operation: str, source: TemplateSource, **kwargs: Any) -> None:
             )
     except (CopierError, ValueError) as error:
         raise ScaffoldError(_explain(error)) from None
+    except ProcessExecutionError as error:  # a git call inside copier failed
+        raise ScaffoldError(f"git failed while rendering the template: {' '.join(str(error.stderr).split())}") from None
 
 
 def _explain(error: Exception) -> str:
@@ -118,7 +121,7 @@ def _ensure_clean_git(repo: Path) -> None:
         )
 
 
-def new(destination: Path, answers: dict[str, Any], source: TemplateSource, *, force: bool = False) -> list[str]:
+def new(destination: Path, answers: dict[str, Any], source: TemplateSource, *, force: bool = False, version: str | None = None) -> list[str]:
     """Render a new repo at `destination`; on any error nothing is left behind. Returns written paths."""
     destination = destination.absolute()
     if destination.exists() and not destination.is_dir():
@@ -129,7 +132,7 @@ def new(destination: Path, answers: dict[str, Any], source: TemplateSource, *, f
     # Render beside the destination, then move: a failure never leaves half a repo.
     with tempfile.TemporaryDirectory(prefix=".gitops-forge-", dir=destination.parent) as staging:
         rendered = Path(staging) / "repo"
-        _run("copy", source, src_path=source.url, dst_path=str(rendered), data=answers, defaults=True, vcs_ref=None)
+        _run("copy", source, src_path=source.url, dst_path=str(rendered), data=answers, defaults=True, vcs_ref=version)
         written = sorted(str(path.relative_to(rendered)) for path in rendered.rglob("*") if path.is_file())
         if destination.exists():
             for item in rendered.iterdir():
@@ -194,7 +197,9 @@ def rerender(repo: Path, changes: dict[str, Any], source: TemplateSource) -> Upd
     answers_model.validate(merged)
     version = str(recorded.get("_commit", "unknown"))
     try:
-        _run("update", source, dst_path=str(repo), data=changes, vcs_ref=":current:", defaults=True, overwrite=True, skip_answered=True)
+        from copier import VcsRef
+
+        _run("update", source, dst_path=str(repo), data=changes, vcs_ref=VcsRef.CURRENT, defaults=True, overwrite=True, skip_answered=True)
     except ScaffoldError:
         # Copier may have rewritten the answers file before failing: restore the commit.
         _git(repo, "reset", "--quiet", "--hard", "HEAD")
