@@ -18,10 +18,13 @@ import yaml
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 GIT_URL = re.compile(r"^(https|ssh)://[A-Za-z0-9@._-]+(:[0-9]+)?/[A-Za-z0-9._/-]+$")
 IDP_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,127}$")
+# [registry[:port]/]path[:tag][@digest]; a registry port needs the '/' after it,
+# so "redis:7" is the repository "redis" with the tag "7".
 IMAGE = re.compile(
-    r"^(?P<repository>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*)"
+    r"^(?P<repository>([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?/)?[a-z0-9]+([._-]{1,2}[a-z0-9]+)*(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*)"
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:[a-f0-9]{64})?$"
 )
+BRANCH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
 ENGINES = ("flux",)
@@ -52,7 +55,7 @@ def _check_text(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         _fail(field, "must be a non-empty string")
     # Answers are rendered into YAML and Jinja; these would change their meaning.
-    for marker in ("{{", "}}", "{%", "%}", "{#", "#}", "\n", "\r", "\t", '"', "'", "`", "\\", "$", "*", "&", "!", "|", ">", "<"):
+    for marker in ("{{", "}}", "{%", "%}", "{#", "#}", "#", ": ", "\n", "\r", "\t", '"', "'", "`", "\\", "$", "*", "&", "!", "|", ">", "<"):
         if marker in value:
             _fail(field, f"must not contain {marker!r} (YAML or template syntax)")
     return value
@@ -73,10 +76,11 @@ def check_name(field: str, value: Any, *, reserved: Iterable[str] = RESERVED) ->
 
 
 def check_branch(value: Any) -> str:
-    """git check-ref-format rules for a branch name."""
+    """git check-ref-format rules for a branch name, over a charset that is plain in YAML and shells."""
     value = _check_text("default_branch", value)
     bad = (
-        value.startswith(("-", "/", "."))
+        not BRANCH_CHARS.match(value)
+        or value.startswith(("-", "/", "."))
         or value.endswith(("/", ".", ".lock"))
         or any(part in value for part in ("..", "//", "@{", "~", "^", ":", "?", "[", " "))
         or any(segment.startswith(".") or segment.endswith(".lock") for segment in value.split("/"))
@@ -159,18 +163,36 @@ def validate(answers: Mapping[str, Any]) -> dict[str, Any]:
     missing = [key for key in KNOWN if key not in answers]
     if missing:
         _fail(missing[0], "is required")
+    for field in KNOWN:
+        check_field(field, answers)
+    return dict(answers)
 
-    check_name("project_name", answers["project_name"], reserved=())
-    validate_git_url(answers["git_url"])
-    check_branch(answers["default_branch"])
+
+def check_field(field: str, answers: Mapping[str, Any]) -> None:
+    """Check one answer against its rules and the answers before it (copier.yml order).
+
+    Questions are checked in order, like Copier does, so a later default is only
+    ever rendered from answers that passed their own rules. A field without
+    rules here is left to `validate`, which rejects unknown answers.
+    """
+    if field in _FIELD_CHECKS:
+        _FIELD_CHECKS[field](answers)
+
+
+def _check_engine(answers: Mapping[str, Any]) -> None:
     if answers["engine"] not in ENGINES:
         _fail("engine", f"{answers['engine']!r} is not supported; choose one of: {', '.join(ENGINES)}")
 
+
+def _check_environments(answers: Mapping[str, Any]) -> None:
     environments = _items("environments", answers["environments"])
     for index, env in enumerate(environments):
         check_name(f"environments[{index}]", env)
     _unique("environments", environments)
 
+
+def _check_clusters(answers: Mapping[str, Any]) -> None:
+    environments = answers["environments"]
     clusters = _items("clusters", answers["clusters"])
     for index, cluster in enumerate(clusters):
         check_name(f"clusters[{index}].name", cluster["name"])
@@ -178,20 +200,24 @@ def validate(answers: Mapping[str, Any]) -> dict[str, Any]:
             _fail(f"clusters[{index}].environment", f"{cluster['environment']!r} is not one of the environments ({', '.join(environments)})")
     _unique("clusters", [cluster["name"] for cluster in clusters])
 
+
+def _check_teams(answers: Mapping[str, Any]) -> None:
     teams = _items("teams", answers["teams"])
     for index, team in enumerate(teams):
-        check_name(f"teams[{index}].name", team["name"], reserved=RESERVED | set(environments))
+        check_name(f"teams[{index}].name", team["name"], reserved=RESERVED | set(answers["environments"]))
         groups = team["groups"]
         if not isinstance(groups, list) or not groups:
             _fail(f"teams[{index}].groups", "must be a non-empty list of identity-provider group names")
         for group_index, group in enumerate(groups):
             check_group(f"teams[{index}].groups[{group_index}]", group)
-    team_names = [team["name"] for team in teams]
-    _unique("teams", team_names)
+    _unique("teams", [team["name"] for team in teams])
 
+
+def _check_apps(answers: Mapping[str, Any]) -> None:
+    team_names = [team["name"] for team in answers["teams"]]
     apps = _items("apps", answers["apps"], allow_empty=True)
     for index, app in enumerate(apps):
-        check_name(f"apps[{index}].name", app["name"], reserved=RESERVED | set(environments))
+        check_name(f"apps[{index}].name", app["name"], reserved=RESERVED | set(answers["environments"]))
         if app["team"] not in team_names:
             _fail(f"apps[{index}].team", f"{app['team']!r} is not one of the teams ({', '.join(team_names)})")
         check_image(f"apps[{index}].image", app["image"])
@@ -200,16 +226,31 @@ def validate(answers: Mapping[str, Any]) -> dict[str, Any]:
             if key in app and not HTTP_PATH.match(_check_text(f"apps[{index}].{key}", app[key])):
                 _fail(f"apps[{index}].{key}", f"{app[key]!r} must be an HTTP path such as /healthz")
     _unique("apps", [app["name"] for app in apps])
-    return dict(answers)
+
+
+_FIELD_CHECKS = {
+    "project_name": lambda answers: check_name("project_name", answers["project_name"], reserved=()),
+    "git_url": lambda answers: validate_git_url(answers["git_url"]),
+    "default_branch": lambda answers: check_branch(answers["default_branch"]),
+    "engine": _check_engine,
+    "environments": _check_environments,
+    "clusters": _check_clusters,
+    "teams": _check_teams,
+    "apps": _check_apps,
+}
 
 
 def parse_data_pairs(pairs: Iterable[str]) -> dict[str, Any]:
-    """`--data KEY=VALUE` options; values are YAML, as in Copier."""
+    """`--data KEY=VALUE` options, typed as Copier types them: text answers are
+    taken verbatim, list answers (and unknown keys, rejected later) are YAML."""
     data: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise AnswersError(f"--data {pair!r}: expected KEY=VALUE")
+        if key in KNOWN and key not in LIST_FIELDS:
+            data[key] = raw
+            continue
         try:
             data[key] = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError as error:

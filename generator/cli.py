@@ -76,7 +76,7 @@ def new(
     destination: Annotated[Path, typer.Argument(help="Directory to create (its name is the default project_name).")],
     defaults: Annotated[bool, typer.Option("--defaults", help="Use the default for every answer not given.")] = False,
     data: Annotated[
-        Optional[list[str]], typer.Option("--data", "-d", metavar="KEY=VALUE", help="An answer; VALUE is YAML. Repeatable.")
+        Optional[list[str]], typer.Option("--data", "-d", metavar="KEY=VALUE", help="An answer; VALUE is YAML for list answers, verbatim text otherwise. Repeatable.")
     ] = None,
     data_file: Annotated[
         Optional[Path], typer.Option("--data-file", metavar="FILE", help="YAML mapping of answers.", dir_okay=False)
@@ -85,10 +85,11 @@ def new(
     git: Annotated[bool, typer.Option("--git/--no-git", help="Initialise git and commit the generated files.")] = True,
 ) -> None:
     """Generate a new GitOps repository."""
-    from . import answers, workflows
+    from . import answers, scaffold, workflows
     from .prompts import ask_missing
 
     with _errors():
+        scaffold.check_destination(destination.absolute(), force=force)  # before asking anyone anything
         given = answers.load_data_file(data_file) if data_file else {}
         given.update(answers.parse_data_pairs(data or []))
         interactive = not defaults and sys.stdin.isatty()

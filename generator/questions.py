@@ -6,6 +6,7 @@ reads it so the CLI can complete and validate answers before Copier runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,22 @@ def default_for(spec: dict[str, Any], answered: dict[str, Any]) -> Any:
     return yaml.safe_load(rendered) if spec.get("type") == "yaml" else rendered
 
 
-def complete(given: dict[str, Any], questions: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Fill every unanswered question with its default."""
+def complete(
+    given: dict[str, Any],
+    questions: dict[str, dict[str, Any]] | None = None,
+    *,
+    check: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Fill every unanswered question with its default.
+
+    With `check`, each answer is checked in question order before any later
+    default is rendered from it (a bad answer must not break a default's template).
+    """
     questions = questions or load()
     answers = dict(given)
     for name, spec in questions.items():
         if name not in answers:
             answers[name] = default_for(spec, answers)
+        if check:
+            check(name, answers)
     return answers

@@ -75,6 +75,8 @@ def _run(operation: str, source: TemplateSource, **kwargs: Any) -> None:
             )
     except (CopierError, ValueError) as error:
         raise ScaffoldError(_explain(error)) from None
+    except OSError as error:  # e.g. a template version missing files it declares
+        raise ScaffoldError(f"the template could not be rendered: {error}") from None
     except ProcessExecutionError as error:  # a git call inside copier failed
         raise ScaffoldError(f"git failed while rendering the template: {' '.join(str(error.stderr).split())}") from None
 
@@ -121,13 +123,17 @@ def _ensure_clean_git(repo: Path) -> None:
         )
 
 
-def new(destination: Path, answers: dict[str, Any], source: TemplateSource, *, force: bool = False, version: str | None = None) -> list[str]:
-    """Render a new repo at `destination`; on any error nothing is left behind. Returns written paths."""
-    destination = destination.absolute()
+def check_destination(destination: Path, *, force: bool) -> None:
     if destination.exists() and not destination.is_dir():
         raise ScaffoldError(f"{destination} exists and is not a directory; choose another destination")
     if destination.is_dir() and any(destination.iterdir()) and not force:
         raise ScaffoldError(f"{destination} is not empty; choose a new directory or pass --force to write into it")
+
+
+def new(destination: Path, answers: dict[str, Any], source: TemplateSource, *, force: bool = False, version: str | None = None) -> list[str]:
+    """Render a new repo at `destination`; on any error nothing is left behind. Returns written paths."""
+    destination = destination.absolute()
+    check_destination(destination, force=force)
     destination.parent.mkdir(parents=True, exist_ok=True)
     # Render beside the destination, then move: a failure never leaves half a repo.
     with tempfile.TemporaryDirectory(prefix=".gitops-forge-", dir=destination.parent) as staging:

@@ -67,7 +67,7 @@ def gather_answers(
                 raise AnswersError(f"{missing[0]}: no answer given; pass --defaults, --data {missing[0]}=… or --data-file")
         else:
             given = prompter(given, specs)
-    return answers_model.validate(questions.complete(given, specs))
+    return answers_model.validate(questions.complete(given, specs, check=answers_model.check_field))
 
 
 def new_repo(destination: Path, answers: dict[str, Any], *, source: TemplateSource | None = None, force: bool = False, git: bool = True) -> NewResult:
