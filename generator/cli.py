@@ -7,7 +7,6 @@ Heavy modules (copier, yaml, jinja) are imported inside the commands so that
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -92,10 +91,8 @@ def new(
         scaffold.check_destination(destination.absolute(), force=force)  # before asking anyone anything
         given = answers.load_data_file(data_file) if data_file else {}
         given.update(answers.parse_data_pairs(data or []))
-        interactive = not defaults and sys.stdin.isatty()
-        complete = workflows.gather_answers(
-            destination, data=given, use_defaults=defaults, prompter=ask_missing if interactive else None
-        )
+        # Without --defaults every missing answer is asked; piped input works too.
+        complete = workflows.gather_answers(destination, data=given, use_defaults=defaults, prompter=None if defaults else ask_missing)
         result = workflows.new_repo(destination, complete, force=force, git=git)
     typer.secho(f"Created {result.destination} from template {result.version}:", fg=typer.colors.GREEN)
     typer.echo(
@@ -105,7 +102,7 @@ def new(
     typer.echo("Next:")
     typer.echo(f"  cd {result.destination}")
     if not result.committed:
-        typer.echo("  git add -A && git commit -m 'Generate repository with gitops-forge'")
+        typer.echo(f"  git init -b {complete['default_branch']} && git add -A && git commit -m 'Generate repository with gitops-forge'")
     typer.echo(f"  git remote add origin {complete['git_url']} && git push -u origin {complete['default_branch']}")
     typer.echo(f"  flux bootstrap git --url={complete['git_url']} --branch={complete['default_branch']} --path=clusters/{complete['clusters'][0]['name']}")
 

@@ -48,64 +48,92 @@ def _choice(field: str, options: list[str]) -> Callable[[str], str]:
     return check
 
 
-def ask_missing(given: dict[str, Any], specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Ask a person for every answer not already given; returns the completed answers."""
-    answers = dict(given)
+def _ask_scalar(name: str, check: Callable[[Any], Any]) -> Callable[[dict, dict], Any]:
+    def ask(answers: dict[str, Any], spec: dict[str, Any]) -> Any:
+        typer.secho(spec.get("help", name), dim=True)
+        return _ask(name, check, default=default_for(spec, answers))
 
-    def scalar(name: str, check: Callable[[Any], Any]) -> None:
-        if name not in answers:
-            typer.secho(specs[name].get("help", name), dim=True)
-            answers[name] = _ask(name, check, default=default_for(specs[name], answers))
+    return ask
 
-    scalar("project_name", lambda value: rules.check_name("project_name", value, reserved=()))
-    scalar("git_url", lambda value: rules.validate_git_url(value))
-    scalar("default_branch", rules.check_branch)
-    scalar("engine", _choice("engine", list(rules.ENGINES)))
 
-    if "environments" not in answers:
-        answers["environments"] = _ask_names("Environments in promotion order", "environments", default_for(specs["environments"], answers))
-    environments = answers["environments"]
+def _ask_environments(answers: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    return _ask_names("Environments in promotion order", "environments", default_for(spec, answers))
 
-    if "clusters" not in answers:
-        clusters = []
-        for env in environments:
-            count = _ask(f"How many clusters run {env}?", lambda n: n if 0 <= n <= 20 else _bad("a number from 0 to 20"), default=1, convert=int)
-            for number in range(count):
-                suggestion = env if count == 1 else f"{env}-{number + 1}"
-                name = _ask(f"  name of cluster {number + 1} of {env}", lambda v: rules.check_name("clusters.name", v), default=suggestion)
-                clusters.append({"name": name, "environment": env})
-        answers["clusters"] = clusters
 
-    if "teams" not in answers:
-        teams = []
-        for name in _ask_names("Teams", "teams", ["dev-team"], reserved=rules.RESERVED | set(environments)):
-            groups = _ask(
-                f"  identity-provider groups of {name} (comma-separated)",
-                lambda raw: [rules.check_group("teams.groups", g.strip()) for g in raw.split(",") if g.strip()] or _bad("at least one group"),
-                default=name,
-            )
-            teams.append({"name": name, "groups": groups})
-        answers["teams"] = teams
-    team_names = [team["name"] for team in answers["teams"]]
-
-    if "apps" not in answers:
-        apps: list[dict[str, Any]] = []
-        count = _ask("How many apps?", lambda n: n if 0 <= n <= 100 else _bad("a number from 0 to 100"), default=1, convert=int)
+def _ask_clusters(answers: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, str]]:
+    clusters = []
+    for env in answers["environments"]:
+        count = _ask(f"How many clusters run {env}?", lambda n: n if 0 <= n <= 20 else _bad("a number from 0 to 20"), default=1, convert=int)
         for number in range(count):
-            typer.echo(f"App {number + 1}:")
-            app = {
-                "name": _ask("  name", lambda v: rules.check_name("apps.name", v, reserved=rules.RESERVED | set(environments)), default="podinfo" if number == 0 else None),
-                "team": _ask("  team", _choice("apps.team", team_names), default=team_names[0]),
-                "image": _ask("  image (with a pinned tag)", lambda v: rules.check_image("apps.image", v), default="ghcr.io/stefanprodan/podinfo:6.7.1" if number == 0 else None),
-                "port": _ask("  port", lambda v: rules.check_port("apps.port", v), default=9898 if number == 0 else 8080, convert=int),
-            }
-            apps.append(app)
-        answers["apps"] = apps
+            suggestion = env if count == 1 else f"{env}-{number + 1}"
+            name = _ask(f"  name of cluster {number + 1} of {env}", lambda v: rules.check_name("clusters.name", v), default=suggestion)
+            clusters.append({"name": name, "environment": env})
+    return clusters
 
-    rules.validate(answers)
-    _summary(answers)
-    if not typer.confirm("Generate the repository?", default=True):
-        raise AnswersError("generation cancelled; nothing was written")
+
+def _ask_teams(answers: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    teams = []
+    for name in _ask_names("Teams", "teams", ["dev-team"], reserved=rules.RESERVED | set(answers["environments"])):
+        groups = _ask(
+            f"  identity-provider groups of {name} (comma-separated)",
+            lambda raw: [rules.check_group("teams.groups", g.strip()) for g in raw.split(",") if g.strip()] or _bad("at least one group"),
+            default=name,
+        )
+        teams.append({"name": name, "groups": groups})
+    return teams
+
+
+def _ask_apps(answers: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    team_names = [team["name"] for team in answers["teams"]]
+    reserved = rules.RESERVED | set(answers["environments"])
+    apps: list[dict[str, Any]] = []
+    count = _ask("How many apps?", lambda n: n if 0 <= n <= 100 else _bad("a number from 0 to 100"), default=1, convert=int)
+    for number in range(count):
+        typer.echo(f"App {number + 1}:")
+        first = number == 0
+        apps.append(
+            {
+                "name": _ask("  name", lambda v: rules.check_name("apps.name", v, reserved=reserved), default="podinfo" if first else None),
+                "team": _ask("  team", _choice("apps.team", team_names), default=team_names[0]),
+                "image": _ask("  image (with a pinned tag)", lambda v: rules.check_image("apps.image", v), default="ghcr.io/stefanprodan/podinfo:6.7.1" if first else None),
+                "port": _ask("  port", lambda v: rules.check_port("apps.port", v), default=9898 if first else 8080, convert=int),
+            }
+        )
+    return apps
+
+
+ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
+    "project_name": _ask_scalar("project_name", lambda value: rules.check_name("project_name", value, reserved=())),
+    "git_url": _ask_scalar("git_url", rules.validate_git_url),
+    "default_branch": _ask_scalar("default_branch", rules.check_branch),
+    "engine": _ask_scalar("engine", _choice("engine", list(rules.ENGINES))),
+    "environments": _ask_environments,
+    "clusters": _ask_clusters,
+    "teams": _ask_teams,
+    "apps": _ask_apps,
+}
+
+
+def ask_missing(given: dict[str, Any], specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ask a person for every answer not already given, in copier.yml order; returns the completed answers.
+
+    Given answers are checked as they come, so a later question never builds on a bad one.
+    """
+    answers = dict(given)
+    asked = False
+    for name, spec in specs.items():
+        if name not in answers:
+            try:
+                answers[name] = ASKERS[name](answers, spec)
+            except typer.Abort:  # end of input, e.g. piped answers ran out
+                typer.echo()
+                raise AnswersError(f"{name}: no answer given; pass --defaults, --data {name}=… or --data-file") from None
+            asked = True
+        rules.check_field(name, answers)
+    if asked:
+        _summary(answers)
+        if not typer.confirm("Generate the repository?", default=True):
+            raise AnswersError("generation cancelled; nothing was written")
     return answers
 
 

@@ -1,0 +1,371 @@
+"""Render every entrypoint of a GitOps repo with kustomize, the way its controller would.
+
+Entrypoints are what a controller or a person actually builds: root kustomizations (included by no other),
+paths named by Flux Kustomizations and Argo CD Applications, and directories of plain manifests holding
+Flux/Argo CD objects (``clusters/<name>/``) that the bootstrap applies as they are.
+
+Each entrypoint is built through a throw-away wrapper kustomization. That costs nothing and buys three
+things: kustomize's ``originAnnotations`` (so every object knows its source file), a place to list plain
+manifests the way kustomize-controller generates a kustomization for them, and a place to apply a Flux
+Kustomization's own ``targetNamespace``/``patches``/``images`` without touching the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+SUBSTITUTE_DISABLED = "kustomize.toolkit.fluxcd.io/substitute"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RenderToolMissing(RuntimeError):
+    """Neither kustomize nor kubectl is installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Neither `kustomize` nor `kubectl` was found on PATH; install kubectl (it bundles kustomize) "
+            "or kustomize and run again."
+        )
+
+
+@dataclass(frozen=True)
+class Entrypoint:
+    """A directory some tool builds. ``mode`` picks the tool's rules: kustomize, flux or argocd."""
+
+    path: Path  # absolute
+    rel: str  # repo-relative, posix, "." for the root
+    mode: str = "kustomize"
+    declared_by: str = ""  # "<file>: <Kind> <namespace>/<name>" for Flux/Argo CD targets
+    spec: dict = field(default_factory=dict, compare=False, hash=False)  # the declaring object's spec
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    data: dict
+    entrypoint: str  # Entrypoint.rel
+    source: str | None  # repo-relative file the object came from, when kustomize could tell
+
+
+@dataclass
+class RenderResult:
+    entrypoint: Entrypoint
+    objects: list[RenderedObject] = field(default_factory=list)
+    error: str | None = None
+
+
+def find_tool() -> list[str]:
+    """The command that builds a kustomization directory given as its next argument."""
+    if kustomize := shutil.which("kustomize"):
+        return [kustomize, "build"]
+    if kubectl := shutil.which("kubectl"):
+        return [kubectl, "kustomize"]
+    raise RenderToolMissing()
+
+
+def render_repo(repo: Path, entrypoints: list[Entrypoint] | None = None) -> list[RenderResult]:
+    """Render all entrypoints in parallel; results keep discovery order."""
+    repo = Path(os.path.realpath(repo))
+    tool = find_tool()
+    eps = discover_entrypoints(repo) if entrypoints is None else entrypoints
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(lambda ep: render_entrypoint(ep, repo, tool), eps))
+
+
+# --- discovery ---------------------------------------------------------------------------------------
+
+
+def _kustomization_file(directory: Path) -> Path | None:
+    return next((directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()), None)
+
+
+def _load_all(path: Path) -> list:
+    """Documents of a YAML file; files that do not parse are kustomize's to report, not discovery's."""
+    try:
+        return [d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER) if d is not None]
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return []
+
+
+def _is_remote(ref: str) -> bool:
+    return "://" in ref or ref.startswith(("github.com/", "git@", "gitlab.com/", "bitbucket.org/"))
+
+
+def _rel(path: Path, repo: Path) -> str:
+    return Path(os.path.relpath(path, repo)).as_posix()
+
+
+def scan_manifests(directory: Path, recursive: bool = True) -> list[Path]:
+    """What kustomize-controller lists when a path has no kustomization: every manifest file, and sub-directories
+    that have their own kustomization (not descended into). Hidden files and directories are left out."""
+    found: list[Path] = []
+    for entry in sorted(directory.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if _kustomization_file(entry):
+                found.append(entry)
+            elif recursive:
+                found.extend(scan_manifests(entry))
+        elif entry.suffix in MANIFEST_SUFFIXES:
+            found.append(entry)
+    return found
+
+
+def _declared_paths(obj: dict) -> list[tuple[str, str, dict]]:
+    """(mode, repo-relative path, spec) for each source path a Flux/Argo CD object points at."""
+    api, kind, spec = str(obj.get("apiVersion", "")), obj.get("kind"), obj.get("spec") or {}
+    if api.startswith("kustomize.toolkit.fluxcd.io/") and kind == "Kustomization":
+        return [("flux", spec.get("path") or ".", spec)]
+    if api.startswith("argoproj.io/") and kind in ("Application", "ApplicationSet"):
+        app = ((spec.get("template") or {}).get("spec") or {}) if kind == "ApplicationSet" else spec
+        sources = [app["source"]] if app.get("source") else list(app.get("sources") or [])
+        # Helm-chart sources and generator-templated paths are not directories of this repo.
+        return [
+            ("argocd", s["path"], s)
+            for s in sources
+            if isinstance(s, dict) and s.get("path") and not s.get("chart") and "{{" not in s["path"]
+        ]
+    return []
+
+
+def _is_gitops_object(obj: dict) -> bool:
+    api = str(obj.get("apiVersion", ""))
+    return ".toolkit.fluxcd.io/" in api or api.startswith("argoproj.io/")
+
+
+def _walk(repo: Path) -> tuple[dict[Path, Path], list[Path]]:
+    """Kustomization dirs (-> their file) and every other manifest file, hidden directories left out."""
+    kustomizations: dict[Path, Path] = {}
+    manifests: list[Path] = []
+    for root, dirs, files in os.walk(repo):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(root)
+        if kfile := _kustomization_file(here):
+            kustomizations[here] = kfile
+        manifests += [here / f for f in sorted(files) if f.endswith(MANIFEST_SUFFIXES) and f not in KUSTOMIZATION_FILES]
+    return kustomizations, manifests
+
+
+def _references(kustomizations: dict[Path, Path]) -> tuple[set[Path], set[Path]]:
+    """Paths some kustomization includes (resources, components, bases), and the dirs that are Components."""
+    included: set[Path] = set()
+    components: set[Path] = set()
+    for directory, kfile in kustomizations.items():
+        docs = _load_all(kfile)
+        body = docs[0] if docs and isinstance(docs[0], dict) else {}
+        if body.get("kind") == "Component":
+            components.add(directory)
+        for ref in [*(body.get("resources") or []), *(body.get("components") or []), *(body.get("bases") or [])]:
+            if isinstance(ref, str) and not _is_remote(ref):
+                included.add(Path(os.path.normpath(directory / ref)))
+    return included, components
+
+
+def _gitops_objects(manifests: list[Path], repo: Path) -> tuple[list[Entrypoint], dict[Path, str]]:
+    """Entrypoints declared by Flux/Argo CD objects, and the dirs holding such objects (-> mode to build them)."""
+    declared: list[Entrypoint] = []
+    gitops_dirs: dict[Path, str] = {}
+    for file in manifests:
+        for obj in _load_all(file):
+            if not isinstance(obj, dict) or not _is_gitops_object(obj):
+                continue
+            gitops_dirs.setdefault(file.parent, "flux" if "fluxcd" in str(obj.get("apiVersion")) else "argocd")
+            meta = obj.get("metadata") or {}
+            who = f"{_rel(file, repo)}: {obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}"
+            for mode, path, spec in _declared_paths(obj):
+                target = Path(os.path.normpath(repo / path))
+                declared.append(Entrypoint(target, _rel(target, repo), mode, who, spec))
+    return declared, gitops_dirs
+
+
+def discover_entrypoints(repo: Path) -> list[Entrypoint]:
+    """Root kustomizations, then declared Flux/Argo CD targets, then uncovered dirs of Flux/Argo CD objects."""
+    repo = Path(os.path.realpath(repo))
+    kustomizations, manifests = _walk(repo)
+    included, components = _references(kustomizations)
+    declared, gitops_dirs = _gitops_objects(manifests, repo)
+
+    entrypoints = _unique(declared)
+    targets = {ep.path for ep in entrypoints}
+    # Dirs whose plain manifests something already builds: listed file by file, or scanned below.
+    covered = {p.parent for p in included if p.suffix in MANIFEST_SUFFIXES}
+
+    def cover(ep: Entrypoint) -> None:
+        if ep.path.is_dir() and not _kustomization_file(ep.path):
+            for item in scan_manifests(ep.path, _recursive(ep)):
+                if item.is_dir():
+                    included.add(item)
+                else:
+                    covered.add(item.parent)
+
+    for ep in entrypoints:
+        cover(ep)
+    # Shallowest first, so clusters/prod covers clusters/prod/<sub> before the sub-dir is considered.
+    for directory in sorted(gitops_dirs, key=lambda d: len(d.parts)):
+        if directory in targets or directory in covered or directory in kustomizations:
+            continue
+        ep = Entrypoint(directory, _rel(directory, repo), gitops_dirs[directory], "", {})
+        entrypoints.append(ep)
+        targets.add(directory)
+        cover(ep)
+
+    roots = sorted(set(kustomizations) - included - components - targets)
+    return [Entrypoint(d, _rel(d, repo)) for d in roots] + entrypoints
+
+
+# The parts of a Flux Kustomization / Argo CD source that change what a build produces.
+_BUILD_KEYS = (
+    "targetNamespace", "namePrefix", "nameSuffix", "patches", "images", "components", "postBuild", "directory"
+)
+
+
+def _unique(eps: list[Entrypoint]) -> list[Entrypoint]:
+    """One entrypoint per distinct build: every cluster's Flux Kustomization for infrastructure/ usually builds
+    the same thing, and rendering it three times would report each problem three times."""
+    seen: set[tuple] = set()
+    out = []
+    for ep in eps:
+        key = (ep.path, ep.mode, json.dumps({k: ep.spec.get(k) for k in _BUILD_KEYS}, sort_keys=True))
+        if key not in seen:
+            seen.add(key)
+            out.append(ep)
+    return out
+
+
+def _recursive(ep: Entrypoint) -> bool:
+    # kustomize-controller descends into sub-directories; Argo CD only with `directory.recurse`.
+    return ep.mode != "argocd" or bool((ep.spec.get("directory") or {}).get("recurse"))
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str]) -> RenderResult:
+    repo = Path(os.path.realpath(repo))
+    where = f" (declared by {ep.declared_by})" if ep.declared_by else ""
+    if not ep.path.is_dir():
+        return RenderResult(ep, error=f"path {ep.rel!r} does not exist in this repository{where}")
+    if ep.path != repo and repo not in ep.path.parents:
+        return RenderResult(ep, error=f"path {ep.rel!r} is outside the repository{where}")
+    with tempfile.TemporaryDirectory(prefix="gitops-forge-render-") as tmp:
+        wrapper = Path(os.path.realpath(tmp))
+        body = _wrapper(ep, wrapper)
+        (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+        cmd = [*tool, str(wrapper)]
+        # Flux builds without load restrictions; so must any wrapper that lists files outside itself.
+        if ep.mode == "flux" or not _kustomization_file(ep.path):
+            cmd.append("--load-restrictor=LoadRestrictionsNone")
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            return RenderResult(ep, error=_clean_error(proc.stderr or proc.stdout, wrapper, repo) + where)
+        try:
+            objects = [_origin(doc, wrapper, repo, ep) for doc in _documents(proc.stdout, ep)]
+        except yaml.YAMLError as exc:
+            return RenderResult(ep, error=f"variable substitution produced invalid YAML: {exc}{where}")
+    return RenderResult(ep, objects)
+
+
+def _wrapper(ep: Entrypoint, wrapper: Path) -> dict:
+    rel = lambda p: os.path.relpath(p, wrapper)  # noqa: E731 - kustomize refuses absolute directory paths
+    if _kustomization_file(ep.path):
+        resources = [rel(ep.path)]
+    else:
+        resources = [rel(p) for p in scan_manifests(ep.path, _recursive(ep))]
+    body: dict = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+    if ep.mode == "flux":
+        spec = ep.spec
+        if spec.get("targetNamespace"):
+            body["namespace"] = spec["targetNamespace"]
+        for key in ("namePrefix", "nameSuffix", "patches", "images"):
+            if spec.get(key):
+                body[key] = spec[key]
+        if spec.get("components"):
+            body["components"] = [rel(ep.path / c) for c in spec["components"]]
+    body["buildMetadata"] = ["originAnnotations"]
+    return body
+
+
+# The wrapper's own layer of kustomize's nested error message says nothing about the repo.
+_WRAPPER_LAYER = re.compile(
+    r"^accumulating resources: accumulation err='accumulating resources from '[^']*': '[^']*' must resolve to a file': "
+    r"recursed accumulation of path '[^']*': "
+)
+
+
+def _clean_error(text: str, wrapper: Path, repo: Path) -> str:
+    """kubectl wraps the message in klog noise, and paths are relative to the wrapper; show repo paths."""
+    match = re.search(r'err="(.*)"\s*$', text.strip(), re.S)
+    message = match.group(1).replace('\\"', '"') if match else text.strip()
+    message = message.replace(os.path.relpath(repo, wrapper) + os.sep, "").replace(str(repo) + os.sep, "")
+    return _WRAPPER_LAYER.sub("", message, count=1).replace(str(wrapper), "<entrypoint>")
+
+
+def _documents(output: str, ep: Entrypoint) -> list[dict]:
+    # kustomize prints one object per `---`-separated document.
+    docs = []
+    for text in re.split(r"^---\n", output, flags=re.M):
+        obj = yaml.load(text, Loader=_LOADER)
+        if not isinstance(obj, dict):
+            continue
+        if ep.mode == "flux" and (ep.spec.get("postBuild") or {}):
+            meta = obj.get("metadata") or {}
+            marks = [(meta.get(k) or {}).get(SUBSTITUTE_DISABLED) for k in ("labels", "annotations")]
+            if "disabled" not in marks:
+                obj = yaml.load(substitute(text, ep.spec["postBuild"]), Loader=_LOADER)
+        docs.append(obj)
+    return docs
+
+
+_VAR = re.compile(r"\$(\$?)\{([_A-Za-z][_A-Za-z0-9]*)(?:(:?[-=])([^}]*))?\}")
+
+
+def substitute(text: str, post_build: dict) -> str:
+    """Flux post-build substitution (fluxcd/pkg/envsubst): ``${var}``, ``${var:=default}``, ``${var:-default}``,
+    ``${var=default}``, ``${var-default}``; ``$${var}`` escapes; ``$var`` is left alone. Other bash operators
+    are rare in manifests and are left as written.
+
+    Values from ``substituteFrom`` live in the cluster. When a Kustomization uses it, a variable with no inline
+    value and no default is left as ``${var}`` rather than blanked, so validation does not invent errors."""
+    values = {k: str(v).replace("\n", "") for k, v in (post_build.get("substitute") or {}).items()}
+    from_cluster = bool(post_build.get("substituteFrom"))
+
+    def replace(m: re.Match) -> str:
+        escaped, name, op, default = m.groups()
+        if escaped:
+            return m.group(0)[1:]
+        value = values.get(name)
+        if op and (value is None or (op.startswith(":") and value == "")):
+            return default
+        if value is None:
+            return m.group(0) if from_cluster else ""
+        return value
+
+    return _VAR.sub(replace, text)
+
+
+def _origin(obj: dict, wrapper: Path, repo: Path, ep: Entrypoint) -> RenderedObject:
+    """Take kustomize's origin annotation off the object and keep it as the object's source file."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    origin = yaml.safe_load(annotations.pop(ORIGIN_ANNOTATION, "") or "") or {}
+    if not annotations:
+        meta.pop("annotations", None)
+    source = None
+    # Remote bases carry a `repo`; generated objects name the kustomization that configured them.
+    path = origin.get("path") or origin.get("configuredIn") if isinstance(origin, dict) else None
+    if path and not origin.get("repo"):
+        source = _rel(Path(os.path.normpath(wrapper / path)), repo)
+    return RenderedObject(obj, ep.rel, source)

@@ -1,0 +1,286 @@
+"""Strict JSON-schema validation of rendered objects.
+
+Built-in kinds use the strict schemas bundled with kubernetes-validate, loaded once per Kubernetes version
+(its own API re-reads a 1.8 MB file per call and stops at the first error). Custom resources use schema
+locations in kubeconform's layout, then the CustomResourceDefinitions the repo itself renders. An object
+with no schema anywhere is reported as such, never silently passed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+from jsonschema.protocols import Validator
+from packaging.version import Version
+from referencing import Registry, Resource
+
+from ..template_source import cache_dir
+
+DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
+_PLACEHOLDER = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+# kubeconform's template variables.
+_PLACEHOLDERS = {
+    "Group", "ResourceKind", "ResourceAPIVersion", "KindSuffix", "NormalizedKubernetesVersion", "StrictSuffix"
+}
+_FETCH_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    path: str  # e.g. spec.template.spec.containers[0].imagePullPolicy
+    message: str
+
+
+@dataclass
+class SchemaResult:
+    status: str  # "valid" | "invalid" | "missing"
+    source: str  # where the schema came from, or why none was found
+    errors: list[SchemaError] = field(default_factory=list)
+
+
+# --- built-in kinds ----------------------------------------------------------------------------------
+
+
+def _bundle():
+    return importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
+
+
+@functools.cache
+def bundled_versions() -> tuple[str, ...]:
+    names = (p.name for p in _bundle().iterdir() if p.name.endswith("-local-strict"))
+    return tuple(sorted((n[1:].removesuffix("-local-strict") for n in names), key=Version))
+
+
+def resolve_version(requested: str | None) -> str:
+    """The newest bundled schema set not newer than ``requested`` (major.minor), like kubernetes-validate."""
+    versions = bundled_versions()
+    if not requested:
+        return versions[-1]
+    want = Version(requested.removeprefix("v")).release[:2]
+    fits = [v for v in versions if Version(v).release[:2] <= want]
+    if not fits or want > Version(versions[-1]).release[:2]:
+        raise ValueError(
+            f"Kubernetes {requested} is not covered by the installed kubernetes-validate schemas "
+            f"({versions[0]}–{versions[-1]}); pick a version in that range or upgrade kubernetes-validate."
+        )
+    return fits[-1]
+
+
+@functools.cache
+def _builtin(version: str) -> tuple[Registry, dict[tuple[str, str, str], str]]:
+    """The definitions registry and its index (group, version, kind) -> definition name."""
+    text = (_bundle() / f"v{version}-local-strict" / "_definitions.json").read_text(encoding="utf-8")
+    definitions = json.loads(text)
+    index = {}
+    for name, schema in definitions["$defs"].items():
+        gvks = schema.get("x-kubernetes-group-version-kind") or []
+        if len(gvks) == 1:  # shared types (DeleteOptions, WatchEvent) list every group; they are not objects
+            gvk = gvks[0]
+            index[(gvk["group"], gvk["version"], gvk["kind"])] = name
+    return Resource.from_contents(definitions) @ Registry(), index
+
+
+@functools.cache
+def _builtin_validator(version: str, definition: str) -> Validator:
+    registry, _ = _builtin(version)
+    return jsonschema.Draft202012Validator({"$ref": f"{DEFINITIONS_ID}#/$defs/{definition}"}, registry=registry)
+
+
+# --- CRDs rendered by the repo -----------------------------------------------------------------------
+
+
+def crd_schemas(crd: dict) -> dict[tuple[str, str, str], dict]:
+    """(group, version, kind) -> strict JSON schema for each version of a CustomResourceDefinition."""
+    spec = crd.get("spec") or {}
+    group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
+    out = {}
+    for v in spec.get("versions") or []:
+        schema = (v.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
+        if schema:
+            strict = _strict(schema)  # a converted copy; the CRD object stays as rendered
+            props = strict.setdefault("properties", {})
+            for key in ("apiVersion", "kind"):
+                props.setdefault(key, {"type": "string"})
+            props.setdefault("metadata", {"type": "object"})  # the API server validates metadata itself
+            out[(group, v.get("name", ""), kind)] = strict
+    return out
+
+
+def _strict(node):
+    """OpenAPI v3 structural schema -> JSON schema that rejects unknown fields, as the API server prunes them."""
+    if isinstance(node, list):
+        return [_strict(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _strict(v) for k, v in node.items()}
+    if node.pop("nullable", False) and isinstance(node.get("type"), str):
+        node["type"] = [node["type"], "null"]
+    if node.get("x-kubernetes-int-or-string") and "anyOf" not in node:
+        node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if node.get("x-kubernetes-embedded-resource") and "properties" in node:
+        for key in ("apiVersion", "kind"):
+            node["properties"].setdefault(key, {"type": "string"})
+        node["properties"].setdefault("metadata", {"type": "object"})
+    open_ended = "additionalProperties" in node or node.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in node and not open_ended:
+        node["additionalProperties"] = False
+    return node
+
+
+# --- schema locations --------------------------------------------------------------------------------
+
+
+def _split_api_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+class SchemaStore:
+    """Finds and caches a compiled schema per (group, version, kind) and validates objects against it."""
+
+    def __init__(self, locations: list[str], kubernetes_version: str | None = None, cache: Path | None = None):
+        self.kubernetes_version = resolve_version(kubernetes_version)
+        self.locations = list(locations)
+        for loc in self.locations:
+            unknown = set(_PLACEHOLDER.findall(loc)) - _PLACEHOLDERS
+            if unknown:
+                raise ValueError(f"Schema location {loc!r} uses unknown placeholder(s): {', '.join(sorted(unknown))}.")
+        self.cache = cache or cache_dir() / "schemas"
+        self.unreachable: set[str] = set()  # locations that failed at network level this run
+        self._builtin_index = _builtin(self.kubernetes_version)[1]
+        self._builtin_groups = {g for g, _, _ in self._builtin_index}
+        self._repo_crds: dict[tuple[str, str, str], dict] = {}
+        self._validators: dict[tuple[str, str, str], tuple[Validator, str] | None] = {}
+
+    def add_crds(self, objects: Iterable[dict]) -> None:
+        for obj in objects:
+            if obj.get("kind") == "CustomResourceDefinition" and str(obj.get("apiVersion")).startswith("apiextensions"):
+                self._repo_crds.update(crd_schemas(obj))
+
+    def validate(self, obj: dict) -> SchemaResult:
+        api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
+        group, version = _split_api_version(api_version)
+        if group in self._builtin_groups:
+            builtin = f"Kubernetes {self.kubernetes_version}"
+            definition = self._builtin_index.get((group, version, kind))
+            if definition is None:
+                unserved = SchemaError("apiVersion", f"{api_version} {kind} is not served by {builtin}")
+                return SchemaResult("invalid", builtin, [unserved])
+            found = (_builtin_validator(self.kubernetes_version, definition), builtin)
+        else:
+            found = self._custom(group, version, kind)
+        if found is None:
+            where = ", ".join(self.locations) or "no --schema-location given"
+            offline = f" (unreachable: {', '.join(sorted(self.unreachable))})" if self.unreachable else ""
+            reason = f"no schema for {api_version} {kind} in {where}{offline} or in the repo's CRDs"
+            return SchemaResult("missing", reason)
+        validator, source = found
+        errors = {e for err in validator.iter_errors(obj) for e in _explain(err)}
+        errors = sorted(errors, key=lambda e: (e.path, e.message))
+        return SchemaResult("invalid" if errors else "valid", source, errors)
+
+    def _custom(self, group: str, version: str, kind: str) -> tuple[Validator, str] | None:
+        key = (group, version, kind)
+        if key not in self._validators:
+            self._validators[key] = self._load(key)
+        return self._validators[key]
+
+    def _load(self, key: tuple[str, str, str]) -> tuple[Validator, str] | None:
+        for loc in self.locations:
+            where = self._fill(loc, *key)
+            schema = self._read(where, loc)
+            if schema is not None:
+                cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+                return cls(schema), where
+        if key in self._repo_crds:
+            return jsonschema.Draft202012Validator(self._repo_crds[key]), "CustomResourceDefinition in the repo"
+        return None
+
+    def _fill(self, loc: str, group: str, version: str, kind: str) -> str:
+        """A location's file or URL for one kind. Plain directories and URLs use ``{group}/{kind}_{version}.json``."""
+        if not _PLACEHOLDER.search(loc):
+            return f"{loc.rstrip('/')}/{group}/{kind.lower()}_{version}.json"
+        values = {
+            "Group": group,
+            "ResourceKind": kind.lower(),
+            "ResourceAPIVersion": version,
+            "KindSuffix": f"-{group.split('.')[0]}-{version}" if group else f"-{version}",
+            "NormalizedKubernetesVersion": f"v{self.kubernetes_version}",
+            "StrictSuffix": "-strict",
+        }
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], loc)
+
+    def _read(self, where: str, loc: str) -> dict | None:
+        if loc in self.unreachable:
+            return None
+        scheme = urllib.parse.urlsplit(where).scheme
+        if scheme in ("http", "https"):
+            return self._fetch(where, loc)
+        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(where).path) if scheme == "file" else where)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"Schema file {path} is not valid JSON ({exc}); fix or remove it.") from None
+
+    def _fetch(self, url: str, loc: str) -> dict | None:
+        parts = urllib.parse.urlsplit(url)
+        cached = self.cache / parts.netloc / parts.path.lstrip("/")
+        if cached.is_file():
+            return json.loads(cached.read_text(encoding="utf-8"))
+        try:
+            with urllib.request.urlopen(url, timeout=_FETCH_TIMEOUT) as resp:  # noqa: S310 - user-given schema URL
+                text = resp.read().decode("utf-8")
+            schema = json.loads(text)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                self.unreachable.add(loc)
+            return None
+        except (OSError, ValueError):
+            # Offline, or a proxy answered with something that is not a schema: stop asking this location,
+            # and say so in every missing-schema result.
+            self.unreachable.add(loc)
+            return None
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".part")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(cached)  # never leave a half-written schema in the cache
+        return schema
+
+
+# --- error reporting ---------------------------------------------------------------------------------
+
+
+def _json_path(parts: Iterable) -> str:
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif re.fullmatch(r"[A-Za-z_$][\w$-]*", str(p)):
+            out += f".{p}" if out else str(p)
+        else:
+            out += f"[{json.dumps(p)}]"
+    return out or "(root)"
+
+
+def _explain(err: jsonschema.ValidationError) -> list[SchemaError]:
+    """One error per unknown field (with its own path), otherwise the validator's message, kept short."""
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict) and err.validator_value is False:
+        known = err.schema.get("properties") or {}
+        return [SchemaError(_json_path([*path, k]), f"unknown field {k!r}") for k in err.instance if k not in known]
+    if err.context and err.validator in ("oneOf", "anyOf"):
+        err = jsonschema.exceptions.best_match(err.context)
+    message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
+    return [SchemaError(_json_path(err.absolute_path), message)]

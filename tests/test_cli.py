@@ -1,0 +1,99 @@
+"""The CLI's successful paths: generate, report, version, help, and the questionnaire."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from generator.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def git_identity(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for key in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{key}_NAME", "Test User")
+        monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")
+
+
+def test_version_and_help():
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("gitops-forge ")
+    help_text = runner.invoke(app, ["--help"]).output
+    for command in ("new", "update", "check-update", "add", "remove"):
+        assert command in help_text
+
+
+def test_new_with_defaults_writes_commits_and_prints_next_steps(tmp_path):
+    destination = tmp_path / "my-platform"
+    result = runner.invoke(app, ["new", str(destination), "--defaults"])
+    assert result.exit_code == 0, result.output
+    assert "Created" in result.output and "flux bootstrap git" in result.output
+    answers = yaml.safe_load((destination / ".copier-answers.yml").read_text())
+    assert answers["project_name"] == "my-platform"
+    assert answers["environments"] == ["dev", "staging", "prod"]
+    log = subprocess.run(["git", "log", "--oneline"], cwd=destination, capture_output=True, text=True, check=True).stdout
+    assert len(log.splitlines()) == 1
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=destination, capture_output=True, text=True).stdout == ""
+
+
+def test_new_from_data_file_and_data(tmp_path):
+    answers_file = tmp_path / "answers.yml"
+    answers_file.write_text(yaml.safe_dump({
+        "project_name": "shop",
+        "environments": ["staging", "production"],
+        "clusters": [{"name": "stg-eu", "environment": "staging"}, {"name": "prd-eu", "environment": "production"}],
+        "teams": [{"name": "checkout", "groups": ["checkout-devs"]}],
+        "apps": [{"name": "cart", "team": "checkout", "image": "ghcr.io/acme/cart:3.1.0", "port": 8080}],
+    }))
+    destination = tmp_path / "out"
+    result = runner.invoke(app, ["new", str(destination), "--data-file", str(answers_file), "--data", "default_branch=trunk", "--defaults", "--no-git"])
+    assert result.exit_code == 0, result.output
+    assert (destination / "apps/production/cart/kustomization.yaml").is_file()
+    assert (destination / "clusters/prd-eu/apps.yaml").is_file()
+    assert not (destination / ".git").exists()
+    assert yaml.safe_load((destination / ".copier-answers.yml").read_text())["default_branch"] == "trunk"
+
+
+def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
+    destination = tmp_path / "interactive"
+    answers = "\n".join([
+        "",                      # git_url default (project_name comes from the directory name)
+        "",                      # default_branch default
+        "",                      # engine default
+        "dev, prod",             # environments
+        "1", "",                 # dev: one cluster, default name
+        "2", "prod-eu", "prod-us",
+        "Web_App, web",         # teams: first answer is invalid and re-asked
+        "web",
+        "web-devs",              # groups of web
+        "1",                     # one app
+        "shop", "", "ghcr.io/acme/shop:latest", "ghcr.io/acme/shop:1.0.0", "99999", "8080",
+        "y",                     # confirm the summary
+    ]) + "\n"
+    result = runner.invoke(app, ["new", str(destination), "--no-git"], input=answers)
+    assert result.exit_code == 0, result.output
+    assert "DNS-1123" in result.output            # the bad team name was explained
+    assert ":latest" in result.output              # the :latest image was explained
+    assert "between 1 and 65535" in result.output  # the bad port was explained
+    assert "Summary" in result.output
+    recorded = yaml.safe_load((destination / ".copier-answers.yml").read_text())
+    assert recorded["clusters"] == [
+        {"name": "dev", "environment": "dev"},
+        {"name": "prod-eu", "environment": "prod"},
+        {"name": "prod-us", "environment": "prod"},
+    ]
+    assert recorded["apps"] == [{"name": "shop", "team": "web", "image": "ghcr.io/acme/shop:1.0.0", "port": 8080}]
+
+
+def test_declining_the_summary_writes_nothing(tmp_path):
+    destination = tmp_path / "declined"
+    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 7 + "n\n")
+    assert result.exit_code == 2
+    assert "cancelled" in result.output
+    assert not destination.exists()

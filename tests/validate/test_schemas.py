@@ -1,0 +1,151 @@
+"""Strict schema validation: built-in kinds, schema locations, CRDs from the repo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from generator.validate.schemas import SchemaStore, bundled_versions, resolve_version
+
+FLUX_KS = {
+    "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+    "kind": "Kustomization",
+    "metadata": {"name": "apps", "namespace": "flux-system"},
+    "spec": {"interval": "10m", "path": "./apps", "prune": True, "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+}
+
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.com"},
+    "spec": {
+        "group": "example.com",
+        "names": {"kind": "Widget", "plural": "widgets"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {
+                                    "size": {"type": "integer"},
+                                    "port": {"x-kubernetes-int-or-string": True},
+                                    "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                },
+                            }
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture
+def store(schema_locations, tmp_path):
+    return SchemaStore(schema_locations, cache=tmp_path / "cache")
+
+
+def test_typo_in_deployment_is_caught_with_its_path(store, good_deployment):
+    d = good_deployment()
+    d["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    d["spec"]["replicas"] = "3"
+    result = store.validate(d)
+    assert result.status == "invalid"
+    # Every error, not just the first.
+    assert [(e.path, e.message) for e in result.errors] == [
+        ("spec.replicas", "'3' is not of type 'integer', 'null'"),
+        ("spec.template.spec.containers[0].imagePullPolcy", "unknown field 'imagePullPolcy'"),
+    ]
+    assert store.validate(good_deployment()).status == "valid"
+
+
+def test_removed_builtin_api_is_an_error(store):
+    result = store.validate({"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "p"}})
+    assert result.status == "invalid"
+    assert "not served by Kubernetes" in result.errors[0].message
+
+
+def test_unknown_field_in_flux_kustomization(store):
+    assert store.validate(FLUX_KS).status == "valid"
+    bad = json.loads(json.dumps(FLUX_KS))
+    bad["spec"]["postbuild"] = {"substitute": {"a": "b"}}
+    result = store.validate(bad)
+    assert result.status == "invalid"
+    assert [e.path for e in result.errors] == ["spec.postbuild"]
+
+
+def test_missing_schema_is_reported(store):
+    result = store.validate({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}})
+    assert result.status == "missing"
+    assert "example.com/v1 Widget" in result.source
+
+
+def test_repo_crds_are_strict(store):
+    store.add_crds([WIDGET_CRD])
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3, "port": "http", "extra": {"anything": [1]}}}
+    assert store.validate(widget).status == "valid"
+    widget["spec"]["colour"] = "red"
+    widget["spec"]["size"] = "big"
+    result = store.validate(widget)
+    assert [e.path for e in result.errors] == ["spec.colour", "spec.size"]
+    assert result.source == "CustomResourceDefinition in the repo"
+
+
+def test_url_template_location(tmp_path):
+    (tmp_path / "s" / "example.com").mkdir(parents=True)
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "additionalProperties": False, "properties": {"size": {"type": "integer"}}}}}
+    (tmp_path / "s" / "example.com" / "widget-example-v1.json").write_text(json.dumps(schema))
+    location = (tmp_path / "s").as_uri() + "/{{ .Group }}/{{.ResourceKind}}{{.KindSuffix}}.json"
+    store = SchemaStore([location], cache=tmp_path / "cache")
+    result = store.validate({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 1, "typo": 2}})
+    assert [e.path for e in result.errors] == ["spec.typo"]
+
+
+def test_offline_location_reports_missing_instead_of_failing(tmp_path):
+    # Port 9 (discard) refuses connections: the same code path as being offline.
+    store = SchemaStore(["http://127.0.0.1:9/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"], cache=tmp_path / "cache")
+    result = store.validate({"apiVersion": "example.com/v1", "kind": "Widget"})
+    assert result.status == "missing"
+    assert "unreachable" in result.source
+    assert store.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}).status == "valid"
+
+
+def test_bad_options_are_rejected():
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        SchemaStore(["https://x/{{.Nope}}.json"])
+    with pytest.raises(ValueError, match="not covered"):
+        resolve_version("9.99")
+    assert resolve_version(None) == bundled_versions()[-1]
+    assert resolve_version("v1.30.4") == "1.30.0"
+
+
+def test_http_location_is_cached(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served" / "example.com"
+    root.mkdir(parents=True)
+    (root / "widget_v1.json").write_text(json.dumps({"type": "object", "required": ["spec"]}))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    location = f"http://127.0.0.1:{server.server_port}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget"}
+    try:
+        assert SchemaStore([location], cache=tmp_path / "cache").validate(widget).status == "invalid"
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The server is gone; the cached copy answers.
+    assert SchemaStore([location], cache=tmp_path / "cache").validate(widget).status == "invalid"
