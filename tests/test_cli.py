@@ -93,7 +93,7 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
 
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
-    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 7 + "n\n")
+    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 12 + "n\n")
     assert result.exit_code == 2
     assert "cancelled" in result.output
     assert not destination.exists()
