@@ -2,8 +2,11 @@
 
     python benchmarks/bench_cli.py [--repeat N]
 
-Prints medians and ratios (targets: new/copy <= 1.15, update/copier-update <= 1.15,
---help <= 0.25 s). Timings live here, never in tests.
+gitops-forge runs from a wheel built from this checkout and installed into a
+scratch directory (the path users take: template bundle inside the package);
+Copier gets the same bundle through the same git redirect. Prints medians and
+ratios (targets: new/copy <= 1.15, update/copier-update <= 1.15, --help <= 0.25 s).
+Timings live here, never in tests.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from generator import questions, template_source
+from generator import questions
+from generator.template_source import CANONICAL_URL, TemplateSource
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,19 +44,30 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
+def install_wheel(target: Path) -> None:
+    wheels = target.parent / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True)
+    (wheel,) = wheels.glob("gitops_forge-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     options = parser.parse_args()
 
-    source = template_source.builtin()
     answers = questions.complete({"project_name": "bench"}, questions.load())
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
+        installed = work / "installed"
+        install_wheel(installed)
+        source = TemplateSource(url=CANONICAL_URL, bundle=installed / "generator/_bundle/template.git")
+        forge = [sys.executable, "-c", "import sys; from generator.cli import app; sys.argv[0] = 'gitops-forge'; app()"]
         answers_file = work / "answers.yml"
         answers_file.write_text(yaml.safe_dump(answers))
         env = {
             **os.environ,
+            "PYTHONPATH": str(installed),
             **source.git_env(),
             "COPIER_CACHE_DIR": str(work / "copier-cache"),
             "XDG_CACHE_HOME": str(work / "cache"),
@@ -60,13 +75,13 @@ def main() -> None:
             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
         }
         # Warm both paths once (bundle build, copier mirror).
-        subprocess.run([str(BIN / "gitops-forge"), "new", str(work / "warm"), "--defaults", "--no-git"], env=env, check=True, capture_output=True)
+        subprocess.run([*forge, "new", str(work / "warm"), "--defaults", "--no-git"], env=env, check=True, capture_output=True)
 
         forge_new, copier_copy, helps = [], [], []
         for run in range(options.repeat):
-            forge_new.append(timed([str(BIN / "gitops-forge"), "new", str(work / f"f{run}"), "--no-git", "--data-file", str(answers_file)], work, env))
+            forge_new.append(timed([*forge, "new", str(work / f"f{run}"), "--no-git", "--data-file", str(answers_file)], work, env))
             copier_copy.append(timed([str(BIN / "copier"), "copy", "--quiet", "--trust", "--defaults", "--data-file", str(answers_file), source.url, str(work / f"c{run}")], work, env))
-            helps.append(timed([str(BIN / "gitops-forge"), "--help"], work, env))
+            helps.append(timed([*forge, "--help"], work, env))
 
         # Update: the same repo at the same version, cloned fresh for each run.
         base = work / "f0"
@@ -76,7 +91,7 @@ def main() -> None:
         forge_update, copier_update = [], []
         for run in range(options.repeat):
             for name, samples, command in (
-                ("fu", forge_update, lambda repo: [str(BIN / "gitops-forge"), "update", str(repo)]),
+                ("fu", forge_update, lambda repo: [*forge, "update", str(repo)]),
                 ("cu", copier_update, lambda repo: [str(BIN / "copier"), "update", "--quiet", "--trust", "--defaults", str(repo)]),
             ):
                 repo = work / f"{name}{run}"
