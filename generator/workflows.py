@@ -58,7 +58,8 @@ def gather_answers(
     specs = questions.load()
     given = dict(data)
     answers_model.reject_unknown(given)
-    if "project_name" not in given and answers_model.DNS_LABEL.match(destination.name):
+    # The directory names the project; a person can still pick another name at the prompt.
+    if "project_name" not in given and (use_defaults or answers_model.DNS_LABEL.match(destination.name)):
         given["project_name"] = destination.name
     if not use_defaults:
         if prompter is None:

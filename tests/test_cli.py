@@ -97,3 +97,11 @@ def test_declining_the_summary_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert "cancelled" in result.output
     assert not destination.exists()
+
+
+def test_defaults_take_the_project_name_from_the_directory_and_check_it(tmp_path):
+    destination = tmp_path / "My_Platform"
+    result = runner.invoke(app, ["new", str(destination), "--defaults"])
+    assert result.exit_code == 2
+    assert "project_name: 'My_Platform'" in result.output and "DNS-1123" in result.output
+    assert not destination.exists()
