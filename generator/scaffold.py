@@ -62,6 +62,7 @@ def _run(operation: str, source: TemplateSource, **kwargs: Any) -> None:
     """Call copier.run_<operation>, turning its errors into ScaffoldError."""
     import copier
     from copier.errors import CopierError
+    from jinja2 import TemplateError
     from plumbum import ProcessExecutionError
 
     runner = getattr(copier, f"run_{operation}")
@@ -75,8 +76,8 @@ def _run(operation: str, source: TemplateSource, **kwargs: Any) -> None:
             )
     except (CopierError, ValueError) as error:
         raise ScaffoldError(_explain(error)) from None
-    except OSError as error:  # e.g. a template version missing files it declares
-        raise ScaffoldError(f"the template could not be rendered: {error}") from None
+    except (OSError, TemplateError) as error:  # a template version with a broken or missing file
+        raise ScaffoldError(f"the template could not be rendered ({type(error).__name__}: {error}); report this to the template's maintainers") from None
     except ProcessExecutionError as error:  # a git call inside copier failed
         raise ScaffoldError(f"git failed while rendering the template: {' '.join(str(error.stderr).split())}") from None
 
@@ -160,6 +161,18 @@ def init_git(repo: Path, branch: str) -> bool:
     return _git(repo, "commit", "--quiet", "-m", "Generate repository with gitops-forge", check=False).returncode == 0
 
 
+@contextmanager
+def _restored_on_error(repo: Path) -> Iterator[None]:
+    """The repo was clean before; a failed Copier run (which may have rewritten the answers
+    file already) must leave it exactly as committed."""
+    try:
+        yield
+    except ScaffoldError:
+        _git(repo, "reset", "--quiet", "--hard", "HEAD")
+        _git(repo, "clean", "--quiet", "-fd")
+        raise
+
+
 def _changed_paths(repo: Path) -> list[str]:
     lines = _git(repo, "status", "--porcelain", "--untracked-files=all").stdout.splitlines()
     return sorted(line[3:] for line in lines)
@@ -180,7 +193,8 @@ def update(repo: Path, source: TemplateSource, *, to_version: str | None = None,
     target = to_version and (to_version if to_version.startswith("v") else f"v{to_version}")
     if pretend:
         return _pretend_update(repo, source, recorded, target)
-    _run("update", source, dst_path=str(repo), vcs_ref=target, defaults=True, overwrite=True, conflict=conflict, skip_answered=True)
+    with _restored_on_error(repo):
+        _run("update", source, dst_path=str(repo), vcs_ref=target, defaults=True, overwrite=True, conflict=conflict, skip_answered=True)
     new_version = str(read_answers(repo).get("_commit", "unknown"))
     return UpdateResult(old, new_version, _changed_paths(repo), _conflicts(repo))
 
@@ -202,14 +216,9 @@ def rerender(repo: Path, changes: dict[str, Any], source: TemplateSource) -> Upd
     merged = {**user_answers(recorded), **changes}
     answers_model.validate(merged)
     version = str(recorded.get("_commit", "unknown"))
-    try:
-        from copier import VcsRef
+    from copier import VcsRef
 
+    with _restored_on_error(repo):
         _run("update", source, dst_path=str(repo), data=changes, vcs_ref=VcsRef.CURRENT, defaults=True, overwrite=True, skip_answered=True)
-    except ScaffoldError:
-        # Copier may have rewritten the answers file before failing: restore the commit.
-        _git(repo, "reset", "--quiet", "--hard", "HEAD")
-        _git(repo, "clean", "--quiet", "-fd")
-        raise
     return UpdateResult(version, version, _changed_paths(repo), _conflicts(repo))
 

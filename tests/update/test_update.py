@@ -187,3 +187,15 @@ def test_plain_copier_update_works_where_the_url_is_reachable(template_repo, tmp
     subprocess.run([str(copier), "update", "--defaults", "--trust", str(repo)], check=True, env=env, capture_output=True)
     assert "plain copier" in (repo / "README.md").read_text()
     assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["_commit"] == "v2.0.0"
+
+
+def test_a_failing_update_leaves_the_repo_as_committed(template_repo, tmp_path):
+    v1 = template_repo.release("1.0.0")
+    repo = generate(tmp_path, v1)
+    head = git(repo, "rev-parse", "HEAD")
+    broken = template_repo.release("2.0.0", {"template/broken.md.jinja": "{{ unclosed \n", README_TEMPLATE: template_repo.read(README_TEMPLATE) + "\nv2\n"})
+    with pytest.raises(scaffold.ScaffoldError):
+        scaffold.update(repo, broken)
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert scaffold.read_answers(repo)["_commit"] == "v1.0.0"
