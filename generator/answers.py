@@ -28,6 +28,13 @@ BRANCH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
 ENGINES = ("flux",)
+CI_PROVIDERS = ("github", "gitlab", "none")
+# How secrets are committed: SealedSecrets (kubeseal) or SOPS-encrypted Secrets (age).
+SECRETS_BACKENDS = ("sealed-secrets", "sops")
+# Commit signature verification of the GitRepositories: off, OpenPGP or SSH signatures.
+VERIFY_MODES = ("none", "gpg", "ssh")
+# Where alerts go; github-status posts deployment results as commit statuses only.
+ALERT_CHANNELS = ("slack", "msteams", "github-status", "none")
 # Longest generated name is "<project>-<name>-..."; 40 leaves room for suffixes
 # such as "-allow-ingress" within the 63-character label limit.
 MAX_NAME = 40
@@ -35,12 +42,15 @@ MAX_NAME = 40
 RESERVED = {"base", "default", "flux-system", "kube-system", "kube-public", "kube-node-lease", "monitoring"}
 
 LIST_FIELDS = {"environments", "clusters", "teams", "apps"}
+BOOL_FIELDS = {"monitoring"}
+# The words Copier casts to a bool answer.
+_BOOL_WORDS = {**dict.fromkeys(("y", "yes", "t", "true", "on", "1"), True), **dict.fromkeys(("n", "no", "f", "false", "off", "0"), False)}
 ITEM_KEYS = {
     "clusters": ({"name", "environment"}, set()),
     "teams": ({"name", "groups"}, set()),
     "apps": ({"name", "team", "image", "port"}, {"health_path", "ready_path"}),
 }
-KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps")
+KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "ci")
 
 
 class AnswersError(ValueError):
@@ -228,6 +238,44 @@ def _check_apps(answers: Mapping[str, Any]) -> None:
     _unique("apps", [app["name"] for app in apps])
 
 
+def commit_status_type(git_url: str) -> str | None:
+    """The Flux commit-status provider for git_url's host ("github" or "gitlab"), None for other hosts.
+    copier.yml's alerts_to reads the host the same way."""
+    host = git_url.split("/")[2].split("@")[-1].split(":")[0]
+    return "github" if "github" in host else "gitlab" if "gitlab" in host else None
+
+
+def _check_secrets(answers: Mapping[str, Any]) -> None:
+    if answers["secrets"] not in SECRETS_BACKENDS:
+        _fail("secrets", f"{answers['secrets']!r} is not supported; choose one of: {', '.join(SECRETS_BACKENDS)}")
+
+
+def _check_verify(answers: Mapping[str, Any]) -> None:
+    if answers["verify"] not in VERIFY_MODES:
+        _fail("verify", f"{answers['verify']!r} is not supported; choose one of: {', '.join(VERIFY_MODES)}")
+
+
+def _check_monitoring(answers: Mapping[str, Any]) -> None:
+    if not isinstance(answers["monitoring"], bool):
+        _fail("monitoring", f"{answers['monitoring']!r} must be true or false")
+
+
+def _check_alerts_to(answers: Mapping[str, Any]) -> None:
+    value = answers["alerts_to"]
+    if value not in ALERT_CHANNELS:
+        _fail("alerts_to", f"{value!r} is not supported; choose one of: {', '.join(ALERT_CHANNELS)}")
+    if value != "none" and not answers["monitoring"]:
+        _fail("alerts_to", f"{value!r} needs monitoring: true; choose none or turn monitoring on")
+    if value == "github-status" and commit_status_type(answers["git_url"]) is None:
+        host = answers["git_url"].split("/")[2].split("@")[-1].split(":")[0]
+        _fail("alerts_to", f"'github-status' needs a git_url on a GitHub or GitLab host, not {host!r}; choose slack, msteams or none")
+
+
+def _check_ci(answers: Mapping[str, Any]) -> None:
+    if answers["ci"] not in CI_PROVIDERS:
+        _fail("ci", f"{answers['ci']!r} is not supported; choose one of: {', '.join(CI_PROVIDERS)}")
+
+
 _FIELD_CHECKS = {
     "project_name": lambda answers: check_name("project_name", answers["project_name"], reserved=()),
     "git_url": lambda answers: validate_git_url(answers["git_url"]),
@@ -237,17 +285,26 @@ _FIELD_CHECKS = {
     "clusters": _check_clusters,
     "teams": _check_teams,
     "apps": _check_apps,
+    "secrets": _check_secrets,
+    "verify": _check_verify,
+    "monitoring": _check_monitoring,
+    "alerts_to": _check_alerts_to,
+    "ci": _check_ci,
 }
 
 
 def parse_data_pairs(pairs: Iterable[str]) -> dict[str, Any]:
     """`--data KEY=VALUE` options, typed as Copier types them: text answers are
-    taken verbatim, list answers (and unknown keys, rejected later) are YAML."""
+    taken verbatim, yes/no answers as Copier casts them, list answers (and unknown
+    keys, rejected later) are YAML."""
     data: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise AnswersError(f"--data {pair!r}: expected KEY=VALUE")
+        if key in BOOL_FIELDS:
+            data[key] = _BOOL_WORDS.get(raw.strip().lower(), raw)  # anything else fails its check
+            continue
         if key in KNOWN and key not in LIST_FIELDS:
             data[key] = raw
             continue

@@ -102,6 +102,17 @@ def _ask_apps(answers: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, A
     return apps
 
 
+def _ask_monitoring(answers: dict[str, Any], spec: dict[str, Any]) -> bool:
+    typer.secho(spec.get("help", "monitoring"), dim=True)
+    return typer.confirm("monitoring", default=default_for(spec, answers))
+
+
+def _ask_alerts_to(answers: dict[str, Any], spec: dict[str, Any]) -> str:
+    if not answers["monitoring"]:
+        return "none"  # nothing to send alerts from
+    return _ask_scalar("alerts_to", _choice("alerts_to", list(rules.ALERT_CHANNELS)))(answers, spec)
+
+
 ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "project_name": _ask_scalar("project_name", lambda value: rules.check_name("project_name", value, reserved=())),
     "git_url": _ask_scalar("git_url", rules.validate_git_url),
@@ -111,6 +122,11 @@ ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "clusters": _ask_clusters,
     "teams": _ask_teams,
     "apps": _ask_apps,
+    "secrets": _ask_scalar("secrets", _choice("secrets", list(rules.SECRETS_BACKENDS))),
+    "verify": _ask_scalar("verify", _choice("verify", list(rules.VERIFY_MODES))),
+    "monitoring": _ask_monitoring,
+    "alerts_to": _ask_alerts_to,
+    "ci": _ask_scalar("ci", _choice("ci", list(rules.CI_PROVIDERS))),
 }
 
 
@@ -148,3 +164,6 @@ def _summary(answers: dict[str, Any]) -> None:
     typer.echo("  clusters " + ", ".join(f"{c['name']} ({c['environment']})" for c in answers["clusters"]))
     typer.echo("  teams    " + ", ".join(f"{t['name']} [{', '.join(t['groups'])}]" for t in answers["teams"]))
     typer.echo("  apps     " + (", ".join(f"{a['name']} ({a['team']}, {a['image']}, :{a['port']})" for a in answers["apps"]) or "none"))
+    typer.echo(f"  secrets  {answers['secrets']}, signed commits: {answers['verify']}")
+    typer.echo(f"  alerts   {'to ' + answers['alerts_to'] if answers['monitoring'] else 'no monitoring'}")
+    typer.echo(f"  ci       {answers['ci']}")

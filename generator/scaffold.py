@@ -214,7 +214,11 @@ def rerender(repo: Path, changes: dict[str, Any], source: TemplateSource) -> Upd
     _ensure_clean_git(repo)
     recorded = read_answers(repo)
     merged = {**user_answers(recorded), **changes}
-    answers_model.validate(merged)
+    # A repo from an older template version lacks the answers of questions added since; their defaults
+    # stand in for the check (the update to a newer version records them).
+    from .questions import complete
+
+    answers_model.validate(complete(merged, check=answers_model.check_field))
     version = str(recorded.get("_commit", "unknown"))
     from copier import VcsRef
 

@@ -27,6 +27,11 @@ def make_answers(envs: int = 3, apps: int = 1, **app_extra: Any) -> dict[str, An
             {"name": f"app-{index}", "team": ("payments", "search")[index % 2], "image": f"ghcr.io/org/app-{index}:1.{index}.0", "port": 8080 + index, **app_extra}
             for index in range(apps)
         ],
+        "secrets": "sealed-secrets",
+        "verify": "none",
+        "monitoring": True,
+        "alerts_to": "github-status",
+        "ci": "github",
     }
 
 
@@ -112,6 +117,13 @@ def _set(path: str, value: Any):
         (_set("git_url", "git@github.com:org/repo.git"), "git_url: 'git@github.com:org/repo.git' must be an https:// or ssh:// URL"),
         (_set("environments", ["dev", "base"]), "environments[1]: 'base' is reserved"),
         (_set("apps.0.name", "a" * 41), "is 41 characters; at most 40"),
+        (_set("monitoring", "maybe"), "monitoring: 'maybe' must be true or false"),
+        (_set("alerts_to", "pager"), "alerts_to: 'pager' is not supported; choose one of: slack, msteams, github-status, none"),
+        (_set("monitoring", False), "alerts_to: 'github-status' needs monitoring: true"),
+        (_set("git_url", "https://git.example.com/org/repo.git"), "alerts_to: 'github-status' needs a git_url on a GitHub or GitLab host, not 'git.example.com'"),
+        (_set("ci", "jenkins"), "ci: 'jenkins' is not supported; choose one of: github, gitlab, none"),
+        (_set("secrets", "vault"), "secrets: 'vault' is not supported; choose one of: sealed-secrets, sops"),
+        (_set("verify", True), "verify: True is not supported; choose one of: none, gpg, ssh"),
     ],
 )
 def test_invalid_answers(edit, expected: str) -> None:

@@ -74,6 +74,11 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         "web-devs",              # groups of web
         "1",                     # one app
         "shop", "", "ghcr.io/acme/shop:latest", "ghcr.io/acme/shop:1.0.0", "99999", "8080",
+        "vault", "sops",         # secrets: an unknown backend is re-asked
+        "",                      # verify: default none
+        "",                      # monitoring: default yes
+        "pager", "slack",        # alerts_to: an unknown channel is re-asked
+        "jenkins", "gitlab",     # ci: an unsupported provider is re-asked
         "y",                     # confirm the summary
     ]) + "\n"
     result = runner.invoke(app, ["new", str(destination), "--no-git"], input=answers)
@@ -81,6 +86,7 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
     assert "DNS-1123" in result.output            # the bad team name was explained
     assert ":latest" in result.output              # the :latest image was explained
     assert "between 1 and 65535" in result.output  # the bad port was explained
+    assert "choose one of github, gitlab, none" in result.output  # the bad CI provider was explained
     assert "Summary" in result.output
     recorded = yaml.safe_load((destination / ".copier-answers.yml").read_text())
     assert recorded["clusters"] == [
@@ -89,11 +95,14 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         {"name": "prod-us", "environment": "prod"},
     ]
     assert recorded["apps"] == [{"name": "shop", "team": "web", "image": "ghcr.io/acme/shop:1.0.0", "port": 8080}]
+    assert recorded["ci"] == "gitlab"
+    assert recorded["secrets"] == "sops" and recorded["verify"] == "none"
+    assert recorded["monitoring"] is True and recorded["alerts_to"] == "slack"
 
 
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
-    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 12 + "n\n")
+    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 17 + "n\n")  # every default (17 prompts), then decline
     assert result.exit_code == 2
     assert "cancelled" in result.output
     assert not destination.exists()

@@ -74,6 +74,11 @@ VALID = {
     "branch-with-slash": {"default_branch": "release/1.x"},
     "https-url": {"git_url": "https://gitlab.example.com:8443/group/sub/repo.git"},
     "forty-chars": {"project_name": "a" * 40},
+    "monitoring-off": {"monitoring": False},
+    "other-git-host-alerts-nowhere": {"git_url": "https://git.example.com/org/repo.git"},
+    "alerts-to-teams": {"alerts_to": "msteams"},
+    "sops-with-ssh-signatures": {"secrets": "sops", "verify": "ssh"},
+    "gpg-signatures": {"verify": "gpg"},
 }
 
 LONG = "a" * 41
@@ -133,6 +138,13 @@ INVALID = {
     "port-bool": {"apps": [app_item(port=True)]},
     "health-path-relative": {"apps": [app_item(health_path="healthz")]},
     "ready-path-jinja": {"apps": [app_item(ready_path="/{{ x }}")]},
+    "ci-unknown": {"ci": "jenkins"},
+    "secrets-unknown": {"secrets": "vault"},
+    "verify-unknown": {"verify": "cosign"},
+    "monitoring-not-bool": {"monitoring": "maybe"},
+    "alerts-unknown": {"alerts_to": "pager"},
+    "alerts-without-monitoring": {"monitoring": False, "alerts_to": "slack"},
+    "commit-status-unknown-host": {"git_url": "https://git.example.com/org/repo.git", "alerts_to": "github-status"},
 }
 
 # Cases where answers.py names a more specific rule (metacharacters, path
@@ -149,6 +161,10 @@ SAME_FIELD_ONLY = {
     "port-string",
     "ready-path-jinja",
     "engine",  # Copier's own choices check answers before any validator
+    "ci-unknown",  # likewise
+    "alerts-unknown",  # likewise
+    "secrets-unknown",  # likewise
+    "verify-unknown",  # likewise
 }
 
 
@@ -249,3 +265,20 @@ def test_copier_parses_yaml_data_strings_like_the_cli(template_repo, tmp_path) -
     assert yaml.safe_load(text)[0]["port"] == 0
     with pytest.raises(ValueError, match=r"apps\[0\]\.port: 0 must be a port number between 1 and 65535"):
         run_copier(template_repo, tmp_path / "out", {"apps": text})
+
+
+def test_ci_validator_agrees_with_the_model_behind_copiers_choice_check() -> None:
+    """Copier checks `choices` first; the validator still guards answers files edited by hand."""
+    validator = questions.load(COPIER_YML)["ci"]["validator"]
+    for value in ("github", "gitlab", "none"):
+        assert ENV.from_string(validator).render(ci=value).strip() == ""
+    assert ENV.from_string(validator).render(ci="jenkins").strip() == model_error({"ci": "jenkins"})
+
+
+@pytest.mark.parametrize(("name", "values", "bad"), [("secrets", ("sealed-secrets", "sops"), "vault"), ("verify", ("none", "gpg", "ssh"), "cosign")])
+def test_choice_validators_agree_with_the_model(name: str, values: tuple[str, ...], bad: str) -> None:
+    """Like `ci`: Copier checks `choices` first, the validator guards hand-edited answers files."""
+    validator = questions.load(COPIER_YML)[name]["validator"]
+    for value in values:
+        assert ENV.from_string(validator).render({name: value}).strip() == ""
+    assert ENV.from_string(validator).render({name: bad}).strip() == model_error({name: bad})

@@ -36,6 +36,7 @@ VARIANTS = {
         "clusters": [{"name": "stg", "environment": "staging"}, {"name": "prd", "environment": "production"}],
         "teams": [{"name": "web", "groups": ["web-devs"]}, {"name": "data", "groups": ["data-devs", "data-leads"]}],
         "apps": [app(1, "web"), app(2, "data"), {**app(3, "web"), "health_path": "/livez", "ready_path": "/ready"}],
+        "verify": "gpg",
     },
     "wide": {
         "environments": ["dev", "test", "qa", "staging", "prod"],
@@ -47,6 +48,30 @@ VARIANTS = {
         ],
         "teams": [{"name": f"team-{n}", "groups": [f"team-{n}"]} for n in range(3)],
         "apps": [app(n, f"team-{n % 3}") for n in range(10)],
+    },
+    # No monitoring: no kube-prometheus-stack, rules, monitors, dashboards or notifications, and nothing
+    # left that points at them (tests/generated/test_monitoring.py checks the absence in detail).
+    "monitoring-off": {
+        "environments": ["staging", "production"],
+        "clusters": [{"name": "stg", "environment": "staging"}, {"name": "prd", "environment": "production"}],
+        "teams": [{"name": "web", "groups": ["web-devs"]}],
+        "apps": [app(1, "web"), app(2, "web")],
+        "monitoring": False,
+    },
+    # SOPS instead of Sealed Secrets (no controller, .sops.yaml, decryption on the Kustomizations), SSH
+    # commit signatures, an HTTPS URL on GitLab, two clusters in one environment, a team without apps.
+    "sops-signed": {
+        "git_url": "https://gitlab.example.com/platform/acme-platform.git",
+        "environments": ["staging", "production"],
+        "clusters": [
+            {"name": "stg", "environment": "staging"},
+            {"name": "prd-eu", "environment": "production"},
+            {"name": "prd-us", "environment": "production"},
+        ],
+        "teams": [{"name": "web", "groups": ["web-devs"]}, {"name": "data", "groups": ["data-devs"]}, {"name": "idle", "groups": ["idle"]}],
+        "apps": [app(1, "web"), app(2, "data"), app(3, "web")],
+        "secrets": "sops",
+        "verify": "ssh",
     },
 }
 
@@ -77,8 +102,15 @@ def test_layout_follows_the_answers(generated):
     for team in answers["teams"]:
         assert (repo / "tenants/base" / team["name"] / "kustomization.yaml").is_file()
     for cluster in answers["clusters"]:
-        for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml", "flux-system/README.md"):
+        for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml", "flux-system/README.md", "flux-system/kustomization.yaml",
+                     "flux-system/gotk-components.yaml", "flux-system/gotk-sync.yaml"):
             assert (repo / "clusters" / cluster["name"] / name).is_file(), name
+        assert (repo / "clusters" / cluster["name"] / "pub-sealed-secrets.pem").is_file() == (answers["secrets"] == "sealed-secrets")
+    sealed = answers["secrets"] == "sealed-secrets"
+    assert (repo / "scripts/seal-secret.sh").is_file() == sealed and (repo / "infrastructure/controllers/sealed-secrets").is_dir() == sealed
+    assert (repo / "scripts/encrypt-secret.sh").is_file() != sealed and (repo / ".sops.yaml").is_file() != sealed
+    assert (repo / "docs/security.md").is_file() and (repo / "docs/secrets.md").is_file()
+    assert (repo / ".github/CODEOWNERS").is_file() or (repo / "CODEOWNERS").is_file()
     assert (repo / ".yamllint").is_file() and (repo / "README.md").is_file()
     recorded = yaml.safe_load((repo / ".copier-answers.yml").read_text())
     assert recorded["apps"] == answers["apps"]
@@ -116,10 +148,14 @@ def test_checkov_passes_on_rendered_output(generated, tmp_path):
     _, repo, _ = generated
     rendered = tmp_path / "rendered"
     rendered.mkdir()
-    for result in render_repo(repo):
+    results = render_repo(repo)
+    for result in results:
         assert not result.error, result.error
         name = result.entrypoint.rel.replace("/", "__") or "root"
-        (rendered / f"{name}.yaml").write_text(yaml.safe_dump_all([o.data for o in result.objects]))
+        # One file per object: checkov skips a whole file that contains "{{" (it takes it for a Helm
+        # template), and alert annotations contain {{ $labels }}; a shared file would hide its Deployments.
+        for index, obj in enumerate(result.objects):
+            (rendered / f"{name}__{index:03d}.yaml").write_text(yaml.safe_dump(obj.data))
     run = subprocess.run(
         [str(BIN / "checkov"), "-d", str(rendered), "--framework", "kubernetes", "--skip-download", "--quiet",
          "--compact", "--output", "json", "--skip-check", CHECKOV_SKIPS],
@@ -133,6 +169,18 @@ def test_checkov_passes_on_rendered_output(generated, tmp_path):
     assert failed == []
     passed = sum(report.get("summary", {}).get("passed", 0) for report in reports)
     assert passed > 0, "checkov scanned nothing"
+    # --quiet lists failures only. A second run keeps the passes, to prove that every Deployment was
+    # scanned and the CKV2 graph checks (RBAC escalation paths, pods without a NetworkPolicy) ran.
+    if any(o.data.get("kind") == "Deployment" for r in results for o in r.objects):
+        expected = {"CKV_K8S_8", "CKV2_K8S_1", "CKV2_K8S_2", "CKV2_K8S_3", "CKV2_K8S_5", "CKV2_K8S_6"}
+        full = subprocess.run(
+            [str(BIN / "checkov"), "-d", str(rendered), "--framework", "kubernetes", "--skip-download", "--compact",
+             "--output", "json", "--check", ",".join(sorted(expected))],
+            capture_output=True, text=True,
+        )
+        output = json.loads(full.stdout or "{}")
+        ran = {c["check_id"] for r in (output if isinstance(output, list) else [output]) for c in r.get("results", {}).get("passed_checks", [])}
+        assert expected <= ran, sorted(expected - ran)
 
 
 def test_yamllint_passes_with_the_generated_config(generated):
