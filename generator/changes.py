@@ -5,7 +5,7 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any
 
-from .answers import AnswersError
+from .answers import KNOWN, LIST_FIELDS, AnswersError
 
 KINDS = ("app", "env", "cluster", "team")
 
@@ -48,3 +48,23 @@ def remove(answers: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
     if not remaining and kind in ("cluster", "team"):
         raise AnswersError(f"{kind} {name!r} is the last {kind}; a repo needs at least one")
     return {key: remaining}
+
+
+# Answers that shape the repo so deeply that re-rendering cannot convert it.
+FIXED = {"engine": "changing the engine of an existing repo is not supported; generate a new repo with the other engine and move your apps over"}
+
+
+def set_values(answers: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """Changed scalar answers (branch, secrets, monitoring, ci, …); lists change through add/remove."""
+    if not updates:
+        raise AnswersError("set: give at least one KEY=VALUE")
+    for key in updates:
+        if key in FIXED:
+            raise AnswersError(f"{key}: {FIXED[key]}")
+        if key in LIST_FIELDS:
+            raise AnswersError(f"{key}: change lists with `gitops-forge add` / `gitops-forge remove`")
+        if key not in KNOWN:
+            raise AnswersError(f"{key}: is not a known answer; known answers are {', '.join(k for k in KNOWN if k not in LIST_FIELDS)}")
+        if key not in answers:
+            raise AnswersError(f"{key}: this repo's template version does not have this answer yet; run `gitops-forge update` first")
+    return {key: value for key, value in updates.items() if answers.get(key) != value}

@@ -230,3 +230,16 @@ def _change(path: Path, action: str, kind: str, item) -> None:
         else:
             result = workflows.remove_item(path, kind, item)
     _report_change(result, verb="changed", as_json=False, path=path)
+
+
+@app.command("set", rich_help_panel="Change a repo")
+def set_cmd(
+    pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...", help="Answers to change, e.g. monitoring=false ci=gitlab.")],
+    path: RepoOption = Path("."),
+) -> None:
+    """Change answers such as secrets, verify, monitoring, alerts_to or ci, and re-render (hand edits stay)."""
+    from . import answers, workflows
+
+    with _errors():
+        result = workflows.set_answers(path, answers.parse_data_pairs(pairs))
+    _report_change(result, verb="changed", as_json=False, path=path)

@@ -112,3 +112,12 @@ def add_item(repo: Path, kind: str, item: Any) -> scaffold.UpdateResult:
 def remove_item(repo: Path, kind: str, name: str) -> scaffold.UpdateResult:
     current = scaffold.user_answers(scaffold.read_answers(repo))
     return scaffold.rerender(repo, changes.remove(current, kind, name), source_for(repo))
+
+
+def set_answers(repo: Path, updates: dict[str, Any]) -> scaffold.UpdateResult:
+    recorded = scaffold.read_answers(repo)
+    changed = changes.set_values(scaffold.user_answers(recorded), updates)
+    if not changed:
+        version = str(recorded.get("_commit", "unknown"))
+        return scaffold.UpdateResult(version, version)
+    return scaffold.rerender(repo, changed, source_for(repo))

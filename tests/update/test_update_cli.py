@@ -104,3 +104,26 @@ def test_add_and_remove_from_the_cli(released):
     assert removed.exit_code == 0, removed.output
     assert not (repo / "apps/base/billing").exists()
     assert [a["name"] for a in scaffold.read_answers(repo)["apps"]] == ["podinfo"]
+
+
+def test_set_changes_an_answer_and_refuses_what_it_cannot(released):
+    repo, _ = released
+    refused = runner.invoke(app, ["set", "monitoring=false", "-C", str(repo)])
+    assert refused.exit_code == 2 and "alerts_to" in refused.output  # the default channel needs monitoring
+    turned_off = runner.invoke(app, ["set", "monitoring=false", "alerts_to=none", "-C", str(repo)])
+    assert turned_off.exit_code == 0, turned_off.output
+    assert scaffold.read_answers(repo)["monitoring"] is False
+    assert not (repo / "apps/base/podinfo/servicemonitor.yaml").exists()
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "no monitoring")
+
+    unchanged = runner.invoke(app, ["set", "monitoring=false", "alerts_to=none", "-C", str(repo)])
+    assert unchanged.exit_code == 0 and "0 path(s) changed" in unchanged.output
+
+    engine = runner.invoke(app, ["set", "engine=argocd", "-C", str(repo)])
+    assert engine.exit_code == 2 and "changing the engine" in engine.output
+    lists = runner.invoke(app, ["set", "apps=[]", "-C", str(repo)])
+    assert lists.exit_code == 2 and "gitops-forge add" in lists.output
+    bad = runner.invoke(app, ["set", "ci=jenkins", "-C", str(repo)])
+    assert bad.exit_code == 2 and "ci" in bad.output
+    assert git(repo, "status", "--porcelain") == ""
