@@ -16,7 +16,6 @@ import yaml
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-Value-that-must-never-touch-the-disk"
-pytestmark = pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("kubectl")), reason="needs openssl and kubectl")
 
 # Stands in for kubeseal: checks it got a real certificate and a Secret on stdin, then RSA-OAEP-encrypts each
 # value with the certificate's public key, as kubeseal does (minus the AES session key), through openssl's stdin.
@@ -292,7 +291,6 @@ def test_scripts_are_executable_and_only_in_their_variant(sealed_template, sops_
     assert os.access(sops_template / "scripts/encrypt-secret.sh", os.X_OK) and not (sops_template / "scripts/seal-secret.sh").exists()
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_scripts_pass_shellcheck(sealed_template, sops_template):
     scripts = [sealed_template / "scripts/seal-secret.sh", sops_template / "scripts/encrypt-secret.sh"]
     result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)

@@ -346,7 +346,6 @@ spec:
 """
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) is not installed")
 def test_alert_rule_script_is_a_no_op_without_rules_and_catches_bad_ones(tmp_path_factory, tmp_path):
     source, _ = repo_of(tmp_path_factory, "github")
     repo = tmp_path / "repo"

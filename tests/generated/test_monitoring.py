@@ -93,20 +93,40 @@ SEVERITIES = {"critical", "warning", "info"}
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=sorted(VARIANTS))
-def generated(request, tmp_path_factory) -> tuple[str, Path, dict, list[dict]]:
-    """(variant, repo, answers, rendered objects of every entrypoint)."""
-    from pytest_copie.plugin import Copie
+_rendered: dict[str, tuple[str, Path, dict, list[dict]]] = {}
 
-    answers = {"project_name": "acme-platform", **VARIANTS[request.param]}
-    workdir = tmp_path_factory.mktemp(f"monitoring-{request.param}")
-    copie = Copie(default_template_dir=Path(__file__).resolve().parents[2], test_dir=workdir, config_file=workdir / "none.yml")
-    result = copie.copy(extra_answers=answers)
-    assert result.exit_code == 0, result.exception
-    results = render_repo(result.project_dir)
-    assert [r.error for r in results if r.error] == []
-    objects = [{**o.data, "_entrypoint": r.entrypoint.rel} for r in results for o in r.objects]
-    return request.param, result.project_dir, result.answers, objects
+
+def _generate(variant: str, tmp_path_factory) -> tuple[str, Path, dict, list[dict]]:
+    """(variant, repo, answers, rendered objects of every entrypoint), rendered once per session."""
+    if variant not in _rendered:
+        from pytest_copie.plugin import Copie
+
+        answers = {"project_name": "acme-platform", **VARIANTS[variant]}
+        workdir = tmp_path_factory.mktemp(f"monitoring-{variant}")
+        copie = Copie(default_template_dir=Path(__file__).resolve().parents[2], test_dir=workdir, config_file=workdir / "none.yml")
+        result = copie.copy(extra_answers=answers)
+        assert result.exit_code == 0, result.exception
+        results = render_repo(result.project_dir)
+        assert [r.error for r in results if r.error] == []
+        objects = [{**o.data, "_entrypoint": r.entrypoint.rel} for r in results for o in r.objects]
+        _rendered[variant] = (variant, result.project_dir, result.answers, objects)
+    return _rendered[variant]
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def generated(request, tmp_path_factory) -> tuple[str, Path, dict, list[dict]]:
+    return _generate(request.param, tmp_path_factory)
+
+
+@pytest.fixture
+def defaults_repo(tmp_path_factory):
+    """The promtool unit tests are written against the default answers."""
+    return _generate("defaults", tmp_path_factory)
+
+
+@pytest.fixture
+def monitoring_off(tmp_path_factory):
+    return _generate("off", tmp_path_factory)
 
 
 def unique(objects: list[dict], kind: str, api_prefix: str = "") -> dict[tuple[str, str], dict]:
@@ -186,8 +206,7 @@ def dashboards(objects: list[dict]) -> dict[str, dict]:
 
 
 def run_promtool(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    if not PROMTOOL:
-        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    assert PROMTOOL, "promtool is required: install the Debian package `prometheus` (.ci/run does)"
     return subprocess.run([PROMTOOL, *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
@@ -446,10 +465,8 @@ def test_every_secret_they_read_has_a_stub_in_every_environment(generated):
         assert refs <= rendered
 
 
-def test_promtool_unit_tests_for_flux_and_app_slo_alerts(generated, tmp_path):
-    variant, _, _, objects = generated
-    if variant != "defaults":
-        pytest.skip("the unit tests are written for the default answers")
+def test_promtool_unit_tests_for_flux_and_app_slo_alerts(defaults_repo, tmp_path):
+    _, _, _, objects = defaults_repo
     rules = {}
     for obj in objects:
         if obj.get("kind") == "PrometheusRule" and obj["_entrypoint"].startswith(("infrastructure/configs", "apps/prod/")):
@@ -479,11 +496,9 @@ MONITORING_MARKERS = (
 )
 
 
-def test_monitoring_off_leaves_nothing_behind(generated):
-    _, repo, answers, objects = generated
-    if answers["monitoring"]:
-        pytest.skip("monitoring is on")
-    assert answers["alerts_to"] == "none"
+def test_monitoring_off_leaves_nothing_behind(monitoring_off):
+    _, repo, answers, objects = monitoring_off
+    assert answers["monitoring"] is False and answers["alerts_to"] == "none"
     for obj in objects:
         api = str(obj.get("apiVersion", ""))
         assert not api.startswith(("monitoring.coreos.com/", "notification.toolkit.fluxcd.io/")), obj["kind"]
