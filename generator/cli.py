@@ -28,6 +28,7 @@ app.add_typer(remove_app, name="remove", rich_help_panel="Change a repo")
 
 CREATE = "Create"
 KEEP_CURRENT = "Keep current"
+CHECK = "Check"
 
 RepoPath = Annotated[Path, typer.Argument(help="Generated repository (default: current directory).", show_default=False)]
 RepoOption = Annotated[Path, typer.Option("--path", "-C", help="Generated repository to change.", show_default=False)]
@@ -169,6 +170,43 @@ def _report_change(result, *, verb: str, as_json: bool, path: Path) -> None:
         raise typer.Exit(1)
     if not as_json and result.changed and "would" not in verb:
         typer.echo("Review with git diff, then commit.")
+
+
+@app.command(rich_help_panel=CHECK)
+def validate(
+    path: Annotated[Path, typer.Argument(help="GitOps repository to check (default: current directory).", show_default=False)] = Path("."),
+    schema_location: Annotated[
+        Optional[list[str]],
+        typer.Option("--schema-location", "-s", metavar="LOC", help="CRD schemas: a directory or URL template in kubeconform's {group}/{kind}_{version}.json layout. Repeatable. Default: $GITOPS_FORGE_SCHEMAS, else the CRDs-catalog (cached)."),
+    ] = None,
+    kubernetes_version: Annotated[
+        Optional[str], typer.Option("--kubernetes-version", metavar="VERSION", help="Kubernetes version of the built-in schemas, e.g. 1.33 (default: newest bundled).")
+    ] = None,
+    ignore_missing_schemas: Annotated[bool, typer.Option("--ignore-missing-schemas", help="Do not fail on objects without a schema (they are still listed).")] = False,
+    output_format: Annotated[str, typer.Option("--format", "-o", metavar="FORMAT", help="text, json or sarif (GitHub code scanning).")] = "text",
+    skip: Annotated[Optional[list[str]], typer.Option("--skip", metavar="CHECK_ID", help="Leave out a check, e.g. GF011. Repeatable.")] = None,
+) -> None:
+    """Render every entrypoint and check it: strict schemas, cross-references, best-practice policy (exit 1 on findings)."""
+    from .validate.command import ValidateSetupError, check_format, parse_skip, run
+    from .validate.report import render
+
+    try:
+        fmt = check_format(output_format)
+        report = run(path, schema_locations=schema_location, kubernetes_version=kubernetes_version,
+                     ignore_missing_schemas=ignore_missing_schemas, skip=parse_skip(skip))
+    except ValidateSetupError as error:
+        raise _fail(str(error)) from None
+    typer.echo(render(report, fmt, repo=path, version=_installed_version()), nl=False)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gitops-forge")
+    except PackageNotFoundError:
+        return ""
 
 
 @add_app.command("app")

@@ -8,6 +8,15 @@ Each entrypoint is built through a throw-away wrapper kustomization. That costs 
 things: kustomize's ``originAnnotations`` (so every object knows its source file), a place to list plain
 manifests the way kustomize-controller generates a kustomization for them, and a place to apply a Flux
 Kustomization's own ``targetNamespace``/``patches``/``images`` without touching the repo.
+
+Starting kustomize costs more than most builds (it loads its OpenAPI data on every start), so entrypoints are
+built in batches: one kustomize run builds many wrappers side by side, each under a layer that only annotates
+its objects' metadata with the member's number, so the output can be handed back entrypoint by entrypoint.
+kustomize refuses two objects with the same id in one build, so a batch only holds entrypoints that share no
+file or directory (the same app's dev and prod overlays never meet) and, by a quick look at the files, no
+object kind and name (each environment's copy of the same GitRepository). A batch that still fails is split until
+the failing entrypoints are built alone: an error message is exactly what a build of that entrypoint alone
+prints. Nothing is renamed or rewritten, so a batched object is byte for byte what a single build gives.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +39,10 @@ MANIFEST_SUFFIXES = (".yaml", ".yml")
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 SUBSTITUTE_DISABLED = "kustomize.toolkit.fluxcd.io/substitute"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Entrypoints per kustomize run at most. Larger batches start kustomize less often; a failing entrypoint costs
+# about log2(size) extra runs to isolate.
+BATCH_SIZE = 32
+BATCH_ANNOTATION = "gitops-forge.io/render-batch-member"
 
 
 class RenderToolMissing(RuntimeError):
@@ -75,13 +89,114 @@ def find_tool() -> list[str]:
     raise RenderToolMissing()
 
 
-def render_repo(repo: Path, entrypoints: list[Entrypoint] | None = None) -> list[RenderResult]:
-    """Render all entrypoints in parallel; results keep discovery order."""
+def render_repo(
+    repo: Path,
+    entrypoints: list[Entrypoint] | None = None,
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_rendered: Callable[[int], None] | None = None,
+) -> list[RenderResult]:
+    """Render all entrypoints, in batches, in parallel; results keep discovery order.
+
+    ``batch_size=1`` builds every entrypoint in a kustomize run of its own. ``on_rendered(n)`` is called
+    (from worker threads) each time ``n`` more entrypoints are done, for progress displays."""
     repo = Path(os.path.realpath(repo))
     tool = find_tool()
     eps = discover_entrypoints(repo) if entrypoints is None else entrypoints
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(lambda ep: render_entrypoint(ep, repo, tool), eps))
+    results: list[RenderResult | None] = [None] * len(eps)
+    groups: dict[bool, list[int]] = {False: [], True: []}  # by "needs LoadRestrictionsNone"
+    for i, ep in enumerate(eps):
+        if problem := _path_problem(ep, repo):
+            results[i] = RenderResult(ep, error=problem)
+        else:
+            groups[_unrestricted(ep)].append(i)
+    done = on_rendered or (lambda _n: None)
+    done(sum(r is not None for r in results))
+    workers = os.cpu_count() or 1
+    batches = [chunk for indices in groups.values() for chunk in _batches(eps, indices, max(1, batch_size), workers)]
+
+    def run(indices: list[int]) -> None:
+        for i, result in _render_batch([eps[i] for i in indices], indices, repo, tool, done).items():
+            results[i] = result
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(run, batches))
+    return results  # type: ignore[return-value] - every slot is filled
+
+
+def _batches(eps: list[Entrypoint], indices: list[int], size: int, workers: int) -> list[list[int]]:
+    """Greedy: each entrypoint joins the first batch it shares no file, directory or likely object id with (the
+    same GitRepository written out in every environment's directory). Then big batches are split so every
+    worker has one."""
+    batches: list[tuple[list[int], set]] = []
+    ids_cache: dict[Path, set[tuple[str, str]]] = {}
+    for i in indices:
+        footprint = _footprint(eps[i])
+        marks: set = set(footprint)
+        for path in footprint:
+            if path.suffix in MANIFEST_SUFFIXES:
+                marks |= ids_cache.setdefault(path, _likely_ids(path))
+        for members, used in batches:
+            if len(members) < size and used.isdisjoint(marks):
+                members.append(i)
+                used |= marks
+                break
+        else:
+            batches.append(([i], marks))
+    out = [members for members, _ in batches]
+    while len(out) < workers and max((len(b) for b in out), default=0) > 1:
+        out.sort(key=len)
+        big = out.pop()
+        out += [big[: len(big) // 2], big[len(big) // 2 :]]
+    return out
+
+
+_KIND = re.compile(r"^kind:\s*['\"]?([\w.-]+)", re.M)
+_NAME = re.compile(r"^metadata:[^\n]*\n(?:[ \t]+[^\n]*\n)*?[ \t]+name:\s*['\"]?([\w.${}-]+)", re.M)
+
+
+def _likely_ids(path: Path) -> set[tuple[str, str]]:
+    """(kind, name) of the objects a manifest file most likely holds, read with a regex: only a hint for
+    batching (a wrong guess costs a split batch, never a wrong result)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    ids = set()
+    for doc in re.split(r"^---", text, flags=re.M):
+        kind, name = _KIND.search(doc), _NAME.search(doc)
+        if kind and name:
+            ids.add((kind.group(1), name.group(1)))
+    return ids
+
+
+def _footprint(ep: Entrypoint) -> set[Path]:
+    """The directories and files a build of ``ep`` reads (local ones; remote bases cannot collide locally)."""
+    seen: set[Path] = set()
+
+    def visit(path: Path) -> None:
+        if path in seen:
+            return
+        seen.add(path)
+        if not path.is_dir():
+            return
+        kfile = _kustomization_file(path)
+        if kfile is None:
+            for item in scan_manifests(path, _recursive(ep)):
+                visit(item)
+            return
+        docs = _load_all(kfile)
+        body = docs[0] if docs and isinstance(docs[0], dict) else {}
+        for key in ("resources", "components", "bases"):
+            for ref in body.get(key) or []:
+                if isinstance(ref, str) and not _is_remote(ref):
+                    visit(Path(os.path.normpath(path / ref)))
+
+    visit(ep.path)
+    for component in (ep.spec.get("components") or []) if ep.mode == "flux" else []:
+        if isinstance(component, str):
+            visit(Path(os.path.normpath(ep.path / component)))
+    return seen
 
 
 # --- discovery ---------------------------------------------------------------------------------------
@@ -94,8 +209,15 @@ def _kustomization_file(directory: Path) -> Path | None:
 def _load_all(path: Path) -> list:
     """Documents of a YAML file; files that do not parse are kustomize's to report, not discovery's."""
     try:
-        return [d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER) if d is not None]
-    except (yaml.YAMLError, UnicodeDecodeError):
+        return _load_text(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _load_text(text: str) -> list:
+    try:
+        return [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
+    except yaml.YAMLError:
         return []
 
 
@@ -179,7 +301,13 @@ def _gitops_objects(manifests: list[Path], repo: Path) -> tuple[list[Entrypoint]
     declared: list[Entrypoint] = []
     gitops_dirs: dict[Path, str] = {}
     for file in manifests:
-        for obj in _load_all(file):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "fluxcd.io/" not in text and "argoproj.io/" not in text:
+            continue  # most files: no need to parse them
+        for obj in _load_text(text):
             if not isinstance(obj, dict) or not _is_gitops_object(obj):
                 continue
             gitops_dirs.setdefault(file.parent, "flux" if "fluxcd" in str(obj.get("apiVersion")) else "argocd")
@@ -253,20 +381,36 @@ def _recursive(ep: Entrypoint) -> bool:
 # --- rendering ---------------------------------------------------------------------------------------
 
 
-def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str]) -> RenderResult:
-    repo = Path(os.path.realpath(repo))
-    where = f" (declared by {ep.declared_by})" if ep.declared_by else ""
+def _declared_where(ep: Entrypoint) -> str:
+    return f" (declared by {ep.declared_by})" if ep.declared_by else ""
+
+
+def _path_problem(ep: Entrypoint, repo: Path) -> str | None:
+    where = _declared_where(ep)
     if not ep.path.is_dir():
-        return RenderResult(ep, error=f"path {ep.rel!r} does not exist in this repository{where}")
+        return f"path {ep.rel!r} does not exist in this repository{where}"
     if ep.path != repo and repo not in ep.path.parents:
-        return RenderResult(ep, error=f"path {ep.rel!r} is outside the repository{where}")
+        return f"path {ep.rel!r} is outside the repository{where}"
+    return None
+
+
+def _unrestricted(ep: Entrypoint) -> bool:
+    # Flux builds without load restrictions; so must any wrapper that lists files outside itself.
+    return ep.mode == "flux" or not _kustomization_file(ep.path)
+
+
+def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str]) -> RenderResult:
+    """Build one entrypoint in a kustomize run of its own."""
+    repo = Path(os.path.realpath(repo))
+    where = _declared_where(ep)
+    if problem := _path_problem(ep, repo):
+        return RenderResult(ep, error=problem)
     with tempfile.TemporaryDirectory(prefix="gitops-forge-render-") as tmp:
         wrapper = Path(os.path.realpath(tmp))
         body = _wrapper(ep, wrapper)
         (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
         cmd = [*tool, str(wrapper)]
-        # Flux builds without load restrictions; so must any wrapper that lists files outside itself.
-        if ep.mode == "flux" or not _kustomization_file(ep.path):
+        if _unrestricted(ep):
             cmd.append("--load-restrictor=LoadRestrictionsNone")
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
@@ -278,7 +422,110 @@ def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str]) -> RenderResu
     return RenderResult(ep, objects)
 
 
-def _wrapper(ep: Entrypoint, wrapper: Path) -> dict:
+def _render_batch(
+    eps: list[Entrypoint], indices: list[int], repo: Path, tool: list[str], done: Callable[[int], None]
+) -> dict[int, RenderResult]:
+    """Build several entrypoints in one kustomize run; on failure split the batch until the failing entrypoints
+    are built alone (so their errors read exactly as a build of that entrypoint alone)."""
+    if len(eps) == 1:
+        result = render_entrypoint(eps[0], repo, tool)
+        done(1)
+        return {indices[0]: result}
+    with tempfile.TemporaryDirectory(prefix="gitops-forge-render-") as tmp:
+        root = Path(os.path.realpath(tmp))
+        top = root / "batch"
+        top.mkdir()
+        members = []
+        for k, ep in enumerate(eps):
+            inner, outer = root / f"w{k}", root / f"m{k}"
+            inner.mkdir()
+            outer.mkdir()
+            _write_kustomization(inner, _wrapper(ep, inner, origin=False))
+            _write_kustomization(outer, _member_layer(k, os.path.relpath(inner, outer)))
+            members.append(os.path.relpath(outer, top))
+        _write_kustomization(top, {"resources": members, "buildMetadata": ["originAnnotations"]})
+        cmd = [*tool, str(top)]
+        if _unrestricted(eps[0]):
+            cmd.append("--load-restrictor=LoadRestrictionsNone")
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            try:
+                return _split_batch(proc.stdout, eps, indices, top, repo, done)
+            except (yaml.YAMLError, KeyError, ValueError):
+                pass  # e.g. substitution produced invalid YAML: let the single builds say where
+    half = len(eps) // 2
+    return {
+        **_render_batch(eps[:half], indices[:half], repo, tool, done),
+        **_render_batch(eps[half:], indices[half:], repo, tool, done),
+    }
+
+
+def _write_kustomization(directory: Path, body: dict) -> None:
+    body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", **body}
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+
+
+def _member_layer(k: int, inner: str) -> dict:
+    """A layer over one member's wrapper that names the member in an annotation on metadata only (not on pod
+    templates), so the batch's output can be handed back entrypoint by entrypoint."""
+    return {
+        "resources": [inner],
+        "transformers": [
+            yaml.safe_dump({
+                "apiVersion": "builtin",
+                "kind": "AnnotationsTransformer",
+                "metadata": {"name": "batch-member"},
+                "annotations": {BATCH_ANNOTATION: str(k)},
+                "fieldSpecs": [{"path": "metadata/annotations", "create": True}],
+            }, sort_keys=False)
+        ],
+    }
+
+
+def _split_batch(
+    output: str, eps: list[Entrypoint], indices: list[int], top: Path, repo: Path, done: Callable[[int], None]
+) -> dict[int, RenderResult]:
+    objects: list[list[RenderedObject]] = [[] for _ in eps]
+    for text in re.split(r"^---\n", output, flags=re.M):
+        obj = yaml.load(text, Loader=_LOADER)
+        if not isinstance(obj, dict):
+            continue
+        k = int(obj["metadata"]["annotations"][BATCH_ANNOTATION])
+        obj = _substituted(obj, text, eps[k])
+        obj["metadata"]["annotations"].pop(BATCH_ANNOTATION, None)
+        objects[k].append(_origin(obj, top, repo, eps[k]))
+    done(len(eps))
+    return {i: RenderResult(ep, sorted(objs, key=_legacy_order)) for i, ep, objs in zip(indices, eps, objects)}
+
+
+# kustomize's default ("legacy") output order, so a batch hands back what a build of its own prints.
+_ORDER_FIRST = (
+    "Namespace", "ResourceQuota", "StorageClass", "CustomResourceDefinition", "ServiceAccount", "PodSecurityPolicy",
+    "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ConfigMap", "Secret", "Endpoints", "Service",
+    "LimitRange", "PriorityClass", "PersistentVolume", "PersistentVolumeClaim", "Deployment", "StatefulSet",
+    "CronJob", "PodDisruptionBudget",
+)
+_ORDER_LAST = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+_TYPE_ORDER = {
+    **{kind: i - len(_ORDER_FIRST) for i, kind in enumerate(_ORDER_FIRST)},
+    **{kind: 1 + i for i, kind in enumerate(_ORDER_LAST)},
+}
+
+
+def _legacy_order(obj: RenderedObject) -> tuple:
+    data = obj.data
+    group, _, version = str(data.get("apiVersion") or "").rpartition("/")
+    kind = str(data.get("kind") or "")
+    meta = data.get("metadata") or {}
+    gvk = "_".join((group or "~G", version or "~V", kind or "~K"))
+    # Namespaces of the core group sort before those of other groups.
+    gvk_key = gvk if kind != "Namespace" else ("0" if not group else "1") + gvk
+    ident = "|".join((f"{kind or '[noKind]'}.{version or '[noVer]'}.{group or '[noGrp]'}",
+                      str(meta.get("namespace") or "~X"), str(meta.get("name") or "~N")))
+    return (_TYPE_ORDER.get(kind, 0), gvk_key, ident)
+
+
+def _wrapper(ep: Entrypoint, wrapper: Path, origin: bool = True) -> dict:
     rel = lambda p: os.path.relpath(p, wrapper)  # noqa: E731 - kustomize refuses absolute directory paths
     if _kustomization_file(ep.path):
         resources = [rel(ep.path)]
@@ -294,7 +541,8 @@ def _wrapper(ep: Entrypoint, wrapper: Path) -> dict:
                 body[key] = spec[key]
         if spec.get("components"):
             body["components"] = [rel(ep.path / c) for c in spec["components"]]
-    body["buildMetadata"] = ["originAnnotations"]
+    if origin:
+        body["buildMetadata"] = ["originAnnotations"]
     return body
 
 
@@ -318,15 +566,19 @@ def _documents(output: str, ep: Entrypoint) -> list[dict]:
     docs = []
     for text in re.split(r"^---\n", output, flags=re.M):
         obj = yaml.load(text, Loader=_LOADER)
-        if not isinstance(obj, dict):
-            continue
-        if ep.mode == "flux" and (ep.spec.get("postBuild") or {}):
-            meta = obj.get("metadata") or {}
-            marks = [(meta.get(k) or {}).get(SUBSTITUTE_DISABLED) for k in ("labels", "annotations")]
-            if "disabled" not in marks:
-                obj = yaml.load(substitute(text, ep.spec["postBuild"]), Loader=_LOADER)
-        docs.append(obj)
+        if isinstance(obj, dict):
+            docs.append(_substituted(obj, text, ep))
     return docs
+
+
+def _substituted(obj: dict, text: str, ep: Entrypoint) -> dict:
+    """The object after Flux post-build substitution, unless the entrypoint has none or the object opts out."""
+    if ep.mode == "flux" and (ep.spec.get("postBuild") or {}):
+        meta = obj.get("metadata") or {}
+        marks = [(meta.get(k) or {}).get(SUBSTITUTE_DISABLED) for k in ("labels", "annotations")]
+        if "disabled" not in marks:
+            return yaml.load(substitute(text, ep.spec["postBuild"]), Loader=_LOADER)
+    return obj
 
 
 _VAR = re.compile(r"\$(\$?)\{([_A-Za-z][_A-Za-z0-9]*)(?:(:?[-=])([^}]*))?\}")

@@ -1,16 +1,40 @@
 """Validate a GitOps repo the way its controllers will see it: render every entrypoint, then check each
-rendered object against its strict schema and the best-practice policy."""
+rendered object against its strict schema, the cross-references between objects and the best-practice
+policy, and the repo's kustomization files for deprecated fields."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..render import RenderedObject, render_repo
-from .policy import check_objects
+from ..render import Entrypoint, RenderedObject, _kustomization_file, discover_entrypoints, render_repo
+from . import kustomizations, policy, references
+from .checks import CORE_CHECKS, MISSING_SCHEMA, RENDER, SCHEMA, Check
 from .schemas import SchemaStore
 
-SCHEMA_CHECK = "GF100"
+SCHEMA_CHECK = SCHEMA.id
+RENDER_CHECK = RENDER.id
+MISSING_SCHEMA_CHECK = MISSING_SCHEMA.id
+SCHEMAS_ENV = "GITOPS_FORGE_SCHEMAS"
+# kubeconform's convention; the public catalog of CRD schemas (fetched once, then cached).
+CRDS_CATALOG = (
+    "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+)
+
+
+def catalog() -> dict[str, Check]:
+    """Every check, by id, in id order."""
+    checks = [*CORE_CHECKS, *(c for c, _ in policy.CHECKS), *references.CHECKS, *kustomizations.CHECKS]
+    return {c.id: c for c in sorted(checks, key=lambda c: c.id)}
+
+
+def default_schema_locations() -> list[str]:
+    """$GITOPS_FORGE_SCHEMAS (comma-separated directories or URL templates), else the CRDs-catalog URL template."""
+    if env := os.environ.get(SCHEMAS_ENV, "").strip():
+        return [loc.strip() for loc in env.split(",") if loc.strip()]
+    return [CRDS_CATALOG]
 
 
 @dataclass(frozen=True)
@@ -19,17 +43,19 @@ class Finding:
     kind: str
     name: str
     namespace: str | None
-    check: str  # GF001… policy checks, GF100 schema
+    check: str  # GF001… policy, GF1xx schema/render, GF2xx cross-references
     message: str
     severity: str  # "error" | "warning"
     fix: str = ""
-    source: str | None = None  # repo-relative file the object came from, when known
+    source: str | None = None  # repo-relative file the object (or the mistake) is in, when known
 
 
 @dataclass(frozen=True)
 class RenderError:
     entrypoint: str
     message: str
+    source: str | None = None  # the entrypoint's kustomization file, or the file that declares the entrypoint
+    check: str = RENDER_CHECK
 
 
 @dataclass(frozen=True)
@@ -41,6 +67,7 @@ class MissingSchema:
     namespace: str | None
     reason: str
     source: str | None = None
+    check: str = MISSING_SCHEMA_CHECK
 
 
 @dataclass
@@ -51,6 +78,9 @@ class Report:
     render_errors: list[RenderError] = field(default_factory=list)
     missing_schemas: list[MissingSchema] = field(default_factory=list)
     ignore_missing_schemas: bool = False
+    skipped_checks: list[str] = field(default_factory=list)
+    kubernetes_version: str = ""
+    schema_locations: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -85,37 +115,137 @@ def _identity(obj: RenderedObject) -> dict:
     }
 
 
+def _finding(obj: RenderedObject, check: Check, message: str, **override) -> Finding:
+    return Finding(**{**_identity(obj), **override}, check=check.id, message=message, severity=check.severity, fix=check.fix)
+
+
+def _entrypoint_file(ep: Entrypoint, repo: Path) -> str | None:
+    if kfile := _kustomization_file(ep.path):
+        return Path(os.path.relpath(kfile, repo)).as_posix()
+    if ep.declared_by:
+        return ep.declared_by.split(": ", 1)[0]
+    return None
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done so far, total)
+
+
 def validate_repo(
     path: str | Path,
     *,
     schema_locations: list[str],
     kubernetes_version: str | None = None,
     ignore_missing_schemas: bool = False,
+    skip: Iterable[str] = (),
+    on_progress: Progress | None = None,
 ) -> Report:
-    """Render and check a repo. Raises RenderToolMissing without kustomize/kubectl, ValueError on bad options."""
+    """Render and check a repo. Raises RenderToolMissing without kustomize/kubectl, ValueError on bad options
+    (an unknown Kubernetes version, schema location placeholder or check id)."""
+    known = catalog()
+    skip = sorted({s.strip().upper() for s in skip if s.strip()})
+    if unknown := [s for s in skip if s not in known]:
+        raise ValueError(f"Unknown check id(s) {', '.join(unknown)}; the checks are {', '.join(known)}.")
     store = SchemaStore(schema_locations, kubernetes_version)  # bad options fail before any rendering
-    results = render_repo(Path(path))
+    repo = Path(os.path.realpath(path))
+    progress = on_progress or (lambda _stage, _done, _total: None)
+
+    eps = discover_entrypoints(repo)
+    rendered = 0
+
+    def on_rendered(n: int) -> None:
+        nonlocal rendered
+        rendered += n
+        progress("render", rendered, len(eps))
+
+    results = render_repo(repo, eps, on_rendered=on_rendered)
     # CRDs rendered anywhere in the repo describe custom resources everywhere in it.
     store.add_crds(o.data for r in results for o in r.objects)
-    report = Report(entrypoints=[r.entrypoint.rel for r in results], ignore_missing_schemas=ignore_missing_schemas)
+    report = Report(
+        entrypoints=[r.entrypoint.rel for r in results],
+        ignore_missing_schemas=ignore_missing_schemas,
+        skipped_checks=skip,
+        kubernetes_version=store.kubernetes_version,
+        schema_locations=list(schema_locations),
+    )
+    refs = references.check_references(results, repo)
+    files = kustomizations.scan(repo)
+    refs_by_object: dict[int, list] = {}
+    for obj, violation in refs.violations:
+        refs_by_object.setdefault(id(obj), []).append(violation)
+    total = sum(len(r.objects) for r in results)
+    checked = 0
+
     for result in results:
-        if result.error:
-            report.render_errors.append(RenderError(result.entrypoint.rel, result.error))
+        ep = result.entrypoint
+        if result.error and not (ep.path in refs.handled_paths and not ep.path.is_dir()):
+            report.render_errors.append(RenderError(ep.rel, result.error, _entrypoint_file(ep, repo)))
         report.objects += len(result.objects)
+        violations: dict[int, list] = {}
+        for data, v in policy.check_objects([o.data for o in result.objects]):
+            violations.setdefault(id(data), []).append(v)
         for obj in result.objects:
-            who = _identity(obj)
-            checked = store.validate(obj.data)
-            if checked.status == "missing":
-                api_version = str(obj.data.get("apiVersion", ""))
-                report.missing_schemas.append(MissingSchema(api_version=api_version, reason=checked.source, **who))
-            fix = f"Fix the object to match its schema ({checked.source})."
-            report.findings += [
-                Finding(**who, check=SCHEMA_CHECK, message=f"{e.path}: {e.message}", severity="error", fix=fix)
-                for e in checked.errors
-            ]
-        by_id = {id(o.data): o for o in result.objects}
-        for data, v in check_objects([o.data for o in result.objects]):
-            who = _identity(by_id[id(data)])
-            c = v.check
-            report.findings.append(Finding(**who, check=c.id, message=v.message, severity=c.severity, fix=c.fix))
+            own = violations.get(id(obj.data), [])
+            deprecated = any(v.check.id == policy.DEPRECATED_API_CHECK for v in own)
+            _schema(report, store, obj, deprecated)
+            for v in own:
+                report.findings.append(_policy_finding(obj, v, files))
+            report.findings += [_finding(obj, v.check, v.message) for v in refs_by_object.get(id(obj), [])]
+            checked += 1
+            if checked % 200 == 0 or checked == total:
+                progress("check", checked, total)
+
+    for fv in files.violations:
+        directory = Path(fv.file).parent.as_posix()
+        report.findings.append(Finding(
+            entrypoint=directory, kind="Kustomization", name=directory, namespace=None, check=fv.violation.check.id,
+            message=fv.violation.message, severity=fv.violation.check.severity, fix=fv.violation.check.fix,
+            source=fv.file,
+        ))
+    if skip:
+        report.findings = [f for f in report.findings if f.check not in skip]
+        if RENDER_CHECK in skip:
+            report.render_errors = []
+        if MISSING_SCHEMA_CHECK in skip:
+            report.missing_schemas = []
     return report
+
+
+def _schema(report: Report, store: SchemaStore, obj: RenderedObject, deprecated: bool) -> None:
+    """Strict schema validation. An object whose API version is removed (GF019 says so, with the replacement)
+    is not also reported as unserved or schema-less; it is still validated when a schema for it is at hand."""
+    checked = store.validate(obj.data)
+    who = _identity(obj)
+    if checked.status == "missing":
+        if not deprecated:
+            api_version = str(obj.data.get("apiVersion", ""))
+            report.missing_schemas.append(MissingSchema(api_version=api_version, reason=checked.source, **who))
+        return
+    errors = checked.errors
+    if deprecated:
+        errors = [e for e in errors if not (e.path == "apiVersion" and "is not served by" in e.message)]
+    fix = f"{SCHEMA.fix} Schema: {checked.source}."
+    report.findings += [
+        Finding(**who, check=SCHEMA.id, message=f"{e.path}: {e.message}", severity=SCHEMA.severity, fix=fix)
+        for e in errors
+    ]
+
+
+def _policy_finding(obj: RenderedObject, v, files: kustomizations.KustomizationFiles) -> Finding:
+    if v.check.id != "GF020":
+        return _finding(obj, v.check, v.message)
+    # Point at the patch that added the container, when a kustomization file has it.
+    meta = obj.data.get("metadata") or {}
+    for container in policy.imageless_containers(obj.data):
+        if f"{container!r}" in v.detail:
+            patch = files.patch_for(str(obj.data.get("kind")), str(meta.get("name", "")), container, obj.entrypoint)
+            if patch:
+                message = (f"{v.check.message}: container {container!r}, added by the strategic-merge patch in {patch} "
+                           "because the base has no container of that name")
+                return _finding(obj, v.check, message, source=patch)
+    return _finding(obj, v.check, v.message)
+
+
+__all__ = [
+    "CRDS_CATALOG", "Finding", "MissingSchema", "RenderError", "Report", "SCHEMAS_ENV", "catalog",
+    "default_schema_locations", "validate_repo",
+]

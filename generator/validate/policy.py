@@ -1,4 +1,5 @@
-"""Best-practice checks on rendered objects: Pod Security "restricted", resources, probes, images, secrets, RBAC.
+"""Best-practice checks on rendered objects: Pod Security "restricted", resources, probes, images, secrets, RBAC,
+Argo CD projects and API versions that were removed or are on their way out.
 
 One table row per check: its id, severity, message and fix, and a function that yields one detail string per
 violation in an object ("container 'web'"). A documented exception is an annotation on the object:
@@ -9,6 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from .checks import Check, Violation
+
+__all__ = [
+    "CHECKS", "Check", "SKIP_ANNOTATION", "Violation", "check_objects", "imageless_containers", "replacement_api",
+    "skipped_checks",
+]
 
 SKIP_ANNOTATION = "gitops-forge.io/skip-checks"
 
@@ -25,24 +33,6 @@ POD_SPEC_PATHS = {
 }
 RUN_TO_COMPLETION = {"Job", "CronJob", "Pod"}  # probes make no sense for these
 DANGEROUS_VERBS = {"escalate", "bind", "impersonate"}
-
-
-@dataclass(frozen=True)
-class Check:
-    id: str
-    severity: str  # "error" | "warning"
-    message: str
-    fix: str
-
-
-@dataclass(frozen=True)
-class Violation:
-    check: Check
-    detail: str
-
-    @property
-    def message(self) -> str:
-        return f"{self.check.message}: {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -63,10 +53,15 @@ def _pod_spec(obj: dict) -> dict | None:
     return node if isinstance(node, dict) else None
 
 
-def _containers(pod: dict, init: bool = True) -> Iterator[tuple[str, dict]]:
+def _containers(pod: dict, init: bool = True, imageless: bool = False) -> Iterator[tuple[str, dict]]:
+    """(label, container) pairs. Containers without an image are left out unless asked for: they are the
+    leftovers of a patch that named a container the base does not have (GF020 reports them once, instead of
+    every container check reporting them again)."""
     groups = ("initContainers", "containers") if init else ("containers",)
     for group in groups:
         for c in pod.get(group) or []:
+            if not isinstance(c, dict) or (not c.get("image") and not imageless):
+                continue
             yield f"{'init container' if group == 'initContainers' else 'container'} {c.get('name')!r}", c
 
 
@@ -162,6 +157,21 @@ def _image(pod: dict) -> Iterator[str]:
             yield f"{label} image {image!r} uses :latest"
 
 
+def imageless_containers(obj: dict) -> list[str]:
+    """Names of the containers of a workload that have no image."""
+    pod = _pod_spec(obj)
+    return [str(c.get("name")) for _, c in _containers(pod, imageless=True) if not c.get("image")] if pod else []
+
+
+def _imageless(pod: dict) -> Iterator[str]:
+    for label, c in _containers(pod, imageless=True):
+        if not c.get("image"):
+            yield (
+                f"{label} (a strategic-merge patch most likely names a container the base does not have, "
+                "and kustomize added it instead of failing)"
+            )
+
+
 # --- object checks -----------------------------------------------------------------------------------
 
 
@@ -214,6 +224,86 @@ def _cluster_admin(obj: dict, _ctx: _Context) -> Iterator[str]:
         kube_system_sa = s.get("kind") == "ServiceAccount" and s.get("namespace") == "kube-system"
         if not (name.startswith("system:") or kube_system_sa):
             yield f"{s.get('kind')} {name!r}"
+
+
+def _argo_default_project(obj: dict, _ctx: _Context) -> Iterator[str]:
+    if not str(obj.get("apiVersion", "")).startswith("argoproj.io/"):
+        return
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    if kind == "ApplicationSet":
+        spec = (spec.get("template") or {}).get("spec") or {}
+    elif kind != "Application":
+        return
+    if spec.get("project", "default") in ("default", "", None):
+        yield "spec.project is 'default'" if spec.get("project") else "spec.project is not set"
+
+
+# Removed or deprecated API versions: (group, version) -> {kind (or "*"): replacement apiVersion, or "" when the
+# kind is gone for good}. Flux's from the flux2 migration notes (`flux migrate`), Kubernetes' from its
+# deprecated-API migration guide.
+_FLUX_CURRENT = {
+    "kustomize.toolkit.fluxcd.io": {"*": "v1"},
+    "source.toolkit.fluxcd.io": {"*": "v1"},
+    "helm.toolkit.fluxcd.io": {"*": "v2"},
+    "notification.toolkit.fluxcd.io": {"Alert": "v1beta3", "Provider": "v1beta3", "Receiver": "v1"},
+    "image.toolkit.fluxcd.io": {"*": "v1"},
+}
+_FLUX_OLD = {
+    "kustomize.toolkit.fluxcd.io": ("v1beta1", "v1beta2"),
+    "source.toolkit.fluxcd.io": ("v1beta1", "v1beta2"),
+    "helm.toolkit.fluxcd.io": ("v2beta1", "v2beta2"),
+    "notification.toolkit.fluxcd.io": ("v1beta1", "v1beta2"),
+    "image.toolkit.fluxcd.io": ("v1alpha1", "v1alpha2", "v1beta1", "v1beta2"),
+}
+_K8S_REPLACED = {
+    ("extensions", "v1beta1"): {
+        "Deployment": "apps/v1", "DaemonSet": "apps/v1", "ReplicaSet": "apps/v1",
+        "Ingress": "networking.k8s.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodSecurityPolicy": "",
+    },
+    ("apps", "v1beta1"): {"*": "apps/v1"},
+    ("apps", "v1beta2"): {"*": "apps/v1"},
+    ("policy", "v1beta1"): {"PodDisruptionBudget": "policy/v1", "PodSecurityPolicy": ""},
+    ("autoscaling", "v2beta1"): {"*": "autoscaling/v2"},
+    ("autoscaling", "v2beta2"): {"*": "autoscaling/v2"},
+    ("batch", "v1beta1"): {"*": "batch/v1"},
+    ("networking.k8s.io", "v1beta1"): {"*": "networking.k8s.io/v1"},
+    ("rbac.authorization.k8s.io", "v1beta1"): {"*": "rbac.authorization.k8s.io/v1"},
+    ("apiextensions.k8s.io", "v1beta1"): {"*": "apiextensions.k8s.io/v1"},
+    ("admissionregistration.k8s.io", "v1beta1"): {"*": "admissionregistration.k8s.io/v1"},
+    ("storage.k8s.io", "v1beta1"): {"*": "storage.k8s.io/v1"},
+    ("scheduling.k8s.io", "v1beta1"): {"*": "scheduling.k8s.io/v1"},
+    ("coordination.k8s.io", "v1beta1"): {"*": "coordination.k8s.io/v1"},
+    ("certificates.k8s.io", "v1beta1"): {"*": "certificates.k8s.io/v1"},
+    ("discovery.k8s.io", "v1beta1"): {"*": "discovery.k8s.io/v1"},
+    ("node.k8s.io", "v1beta1"): {"*": "node.k8s.io/v1"},
+    ("events.k8s.io", "v1beta1"): {"*": "events.k8s.io/v1"},
+    ("flowcontrol.apiserver.k8s.io", "v1beta1"): {"*": "flowcontrol.apiserver.k8s.io/v1"},
+    ("flowcontrol.apiserver.k8s.io", "v1beta2"): {"*": "flowcontrol.apiserver.k8s.io/v1"},
+    ("flowcontrol.apiserver.k8s.io", "v1beta3"): {"*": "flowcontrol.apiserver.k8s.io/v1"},
+}
+
+
+def replacement_api(api_version: str, kind: str) -> str | None:
+    """The apiVersion to use instead of a removed or deprecated one ("" if the kind is gone); None if current."""
+    group, _, version = api_version.rpartition("/")
+    if version in _FLUX_OLD.get(group, ()):
+        current = _FLUX_CURRENT[group]
+        return f"{group}/{current.get(kind, current.get('*', ''))}"
+    table = _K8S_REPLACED.get((group, version))
+    if table is None:
+        return None
+    return table.get(kind, table.get("*"))
+
+
+def _deprecated_api(obj: dict, _ctx: _Context) -> Iterator[str]:
+    api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
+    replacement = replacement_api(api_version, kind)
+    if replacement is None:
+        return
+    if replacement:
+        yield f"{api_version} {kind}: use {replacement}"
+    else:
+        yield f"{api_version} {kind} no longer exists in any version"
 
 
 def _replicas_with_hpa(obj: dict, ctx: _Context) -> Iterator[str]:
@@ -309,7 +399,32 @@ CHECKS: list[tuple[Check, Callable[[dict, _Context], Iterator[str]]]] = [
               "Remove spec.replicas; the GitOps controller would fight the HPA."),
         _replicas_with_hpa,
     ),
+    (
+        Check("GF018", "error", "Argo CD Application uses the `default` project",
+              "Create an AppProject per team that limits its source repos, destinations and kinds, and name it in "
+              "spec.project."),
+        _argo_default_project,
+    ),
+    (
+        Check("GF019", "error", "API version is removed or deprecated",
+              "Change apiVersion to the replacement named in the message (Flux: `flux migrate` rewrites the files); "
+              "check the fields that changed between the versions."),
+        _deprecated_api,
+    ),
+    (
+        Check("GF020", "error", "Container has no image",
+              "Make the patch's container name match a container of the base exactly (kustomize adds a new, empty "
+              "container when the name in a strategic-merge patch matches none), or give the container an image."),
+        _pod_check(_imageless),
+    ),
 ]
+DEPRECATED_API_CHECK = "GF019"
+
+
+def skipped_checks(obj: dict) -> set[str]:
+    """Check ids an object opts out of with the skip annotation."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return {s.strip() for s in str(annotations.get(SKIP_ANNOTATION, "")).split(",") if s.strip()}
 
 
 def check_objects(objects: list[dict]) -> list[tuple[dict, Violation]]:
@@ -322,8 +437,7 @@ def check_objects(objects: list[dict]) -> list[tuple[dict, Violation]]:
     ctx = _Context(frozenset(hpa_targets))
     out = []
     for obj in objects:
-        annotations = (obj.get("metadata") or {}).get("annotations") or {}
-        skipped = {s.strip() for s in str(annotations.get(SKIP_ANNOTATION, "")).split(",")}
+        skipped = skipped_checks(obj)
         for check, run in CHECKS:
             if check.id not in skipped:
                 out += [(obj, Violation(check, detail)) for detail in run(obj, ctx)]

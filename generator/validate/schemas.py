@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jsonschema
 from jsonschema.protocols import Validator
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from referencing import Registry, Resource
 
 from ..template_source import cache_dir
@@ -66,7 +66,10 @@ def resolve_version(requested: str | None) -> str:
     versions = bundled_versions()
     if not requested:
         return versions[-1]
-    want = Version(requested.removeprefix("v")).release[:2]
+    try:
+        want = Version(requested.removeprefix("v")).release[:2]
+    except InvalidVersion:
+        raise ValueError(f"Kubernetes version {requested!r} is not a version; give major.minor, e.g. 1.33") from None
     fits = [v for v in versions if Version(v).release[:2] <= want]
     if not fits or want > Version(versions[-1]).release[:2]:
         raise ValueError(

@@ -63,3 +63,19 @@ def make_repo(tmp_path: Path):
         return repo
 
     return make
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def fixture_repo(tmp_path: Path):
+    """A copy of tests/validate/fixtures/<name> outside this checkout (so its git remotes play no part)."""
+    import shutil
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(FIXTURES / name, target)
+        return target
+
+    return copy

@@ -141,3 +141,58 @@ def test_skip_annotation(good_deployment):
     container(d)["image"] = "ghcr.io/acme/web"
     d["metadata"]["annotations"] = {SKIP_ANNOTATION: "GF011, GF012"}
     assert ids(d) == set()
+
+
+def argo_app(project, kind="Application") -> dict:
+    spec = {"source": {"repoURL": "https://example.com/r.git", "path": "apps"}, "destination": {"server": "https://kubernetes.default.svc"}}
+    if project is not None:
+        spec["project"] = project
+    if kind == "ApplicationSet":
+        spec = {"generators": [], "template": {"metadata": {"name": "x"}, "spec": spec}}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": kind, "metadata": {"name": "a", "namespace": "argocd"}, "spec": spec}
+
+
+def test_argo_default_project():
+    assert ids(argo_app("default")) == {"GF018"}
+    assert ids(argo_app(None)) == {"GF018"}
+    assert ids(argo_app("default", kind="ApplicationSet")) == {"GF018"}
+    assert ids(argo_app("shop")) == set()
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "replacement"),
+    [
+        ("kustomize.toolkit.fluxcd.io/v1beta2", "Kustomization", "kustomize.toolkit.fluxcd.io/v1"),
+        ("source.toolkit.fluxcd.io/v1beta2", "HelmRepository", "source.toolkit.fluxcd.io/v1"),
+        ("helm.toolkit.fluxcd.io/v2beta1", "HelmRelease", "helm.toolkit.fluxcd.io/v2"),
+        ("notification.toolkit.fluxcd.io/v1beta2", "Alert", "notification.toolkit.fluxcd.io/v1beta3"),
+        ("notification.toolkit.fluxcd.io/v1beta1", "Receiver", "notification.toolkit.fluxcd.io/v1"),
+        ("image.toolkit.fluxcd.io/v1beta2", "ImagePolicy", "image.toolkit.fluxcd.io/v1"),
+        ("policy/v1beta1", "PodDisruptionBudget", "policy/v1"),
+        ("autoscaling/v2beta2", "HorizontalPodAutoscaler", "autoscaling/v2"),
+        ("extensions/v1beta1", "Ingress", "networking.k8s.io/v1"),
+        ("batch/v1beta1", "CronJob", "batch/v1"),
+    ],
+)
+def test_removed_api_versions_name_their_replacement(api_version, kind, replacement):
+    obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}}
+    [(_, v)] = check_objects([obj])
+    assert v.check.id == "GF019" and v.message.endswith(f"use {replacement}")
+
+
+def test_current_api_versions_pass():
+    for api_version, kind in [("notification.toolkit.fluxcd.io/v1beta3", "Alert"), ("helm.toolkit.fluxcd.io/v2", "HelmRelease"), ("policy/v1", "PodDisruptionBudget")]:
+        assert ids({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}}) == set()
+
+
+def test_removed_kind_says_it_is_gone():
+    [(_, v)] = check_objects([{"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "x"}}])
+    assert v.check.id == "GF019" and "no longer exists" in v.message
+
+
+def test_container_without_image_is_reported_once(good_deployment):
+    d = good_deployment()
+    pod(d)["containers"].insert(0, {"name": "wbe", "resources": {"limits": {"memory": "256Mi"}}})
+    found = [(v.check.id, v.detail) for _, v in check_objects([d])]
+    assert [c for c, _ in found] == ["GF020"]
+    assert found[0][1].startswith("container 'wbe'")

@@ -1,0 +1,84 @@
+"""Batched rendering hands back exactly what one kustomize run per entrypoint gives, errors included."""
+
+from __future__ import annotations
+
+import pytest
+
+from generator import render
+from generator.render import _batches, discover_entrypoints, render_repo
+
+NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+
+
+def as_data(results):
+    return [(r.entrypoint, r.error, [(o.data, o.source) for o in r.objects]) for r in results]
+
+
+def assert_same_as_single_builds(repo, batch_size=32):
+    single = render_repo(repo, batch_size=1)
+    batched = render_repo(repo, batch_size=batch_size)
+    assert as_data(batched) == as_data(single)
+    return batched
+
+
+@pytest.mark.parametrize("name", ["broken", "flux2-kustomize-helm-example"])
+def test_fixtures(fixture_repo, name):
+    results = assert_same_as_single_builds(fixture_repo(name))
+    assert sum(len(r.objects) for r in results) > 10
+
+
+def test_generated_repo(tmp_path):
+    from pytest_copie.plugin import Copie
+
+    from tests.conftest import REPO_ROOT
+
+    copie = Copie(default_template_dir=REPO_ROOT, test_dir=tmp_path, config_file=tmp_path / "none.yml")
+    answers = {
+        "project_name": "acme",
+        "teams": [{"name": "web", "groups": ["web-devs"]}, {"name": "data", "groups": ["data-devs"]}],
+        "apps": [{"name": f"app-{n}", "team": ("web", "data")[n % 2], "image": f"ghcr.io/acme/app-{n}:1.0.{n}", "port": 8080} for n in range(4)],
+    }
+    result = copie.copy(extra_answers=answers)
+    assert result.exit_code == 0, result.exception
+    assert_same_as_single_builds(result.project_dir, batch_size=8)
+
+
+def test_colliding_entrypoints_are_split_and_failures_isolated(make_repo, monkeypatch):
+    """Entrypoints that generate the same object (kustomize refuses duplicates in one build; no file shows it
+    beforehand) and a member that does not build: the batch is split until each builds alone; the others are
+    not affected."""
+    generated = "configMapGenerator:\n  - name: settings\n    literals: [a=b]\ngeneratorOptions:\n  disableNameSuffixHash: true\n"
+    files = {f"env{n}/kustomization.yaml": generated for n in range(4)}
+    files["broken/kustomization.yaml"] = "resources: [gone.yaml]\n"
+    repo = make_repo(files)
+    eps = discover_entrypoints(repo)
+    runs = []
+    real_run = render.subprocess.run
+    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    done = []
+    results = render_repo(repo, eps, batch_size=8, on_rendered=done.append)
+    assert sum(done) == len(eps) == 5
+    assert [r.entrypoint.rel for r in results if r.error] == ["broken"]
+    assert all(len(r.objects) == 1 for r in results if not r.error)
+    monkeypatch.setattr(render.subprocess, "run", real_run)
+    assert as_data(results) == as_data(render_repo(repo, eps, batch_size=1))
+    assert len(_batches(eps, list(range(len(eps))), size=8, workers=1)) == 1  # nothing predicted the clash
+    assert len(runs) > 2  # so the batch failed and was split
+
+
+def test_batches_keep_entrypoints_that_share_files_or_object_names_apart(make_repo):
+    repo = make_repo({
+        "base/kustomization.yaml": "resources: [ns.yaml]\n",
+        "base/ns.yaml": NS,
+        "dev/kustomization.yaml": "resources: [../base]\n",
+        "prod/kustomization.yaml": "resources: [../base]\n",
+        "other/kustomization.yaml": "resources: [cm.yaml]\n",
+        "other/cm.yaml": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+        "copy/kustomization.yaml": "resources: [cm.yaml]\n",
+        "copy/cm.yaml": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}},
+    })
+    eps = discover_entrypoints(repo)
+    rel = {i: ep.rel for i, ep in enumerate(eps)}
+    batches = [{rel[i] for i in b} for b in _batches(eps, list(rel), size=8, workers=1)]
+    assert not any({"dev", "prod"} <= b or {"other", "copy"} <= b for b in batches)
+    assert sorted(map(len, batches)) == [2, 2]
