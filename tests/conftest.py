@@ -22,3 +22,12 @@ def schema_locations() -> list[str]:
     if shared.is_dir():
         return [str(shared)]
     return [CRDS_CATALOG]
+
+
+@pytest.fixture
+def isolated_user(monkeypatch, tmp_path):
+    """A fresh tool cache and a git identity, whatever the machine has (a fresh CI machine has none)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for key in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{key}_NAME", "Test User")
+        monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")

@@ -13,12 +13,7 @@ from generator.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def git_identity(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for key in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{key}_NAME", "Test User")
-        monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")
+pytestmark = pytest.mark.usefixtures("isolated_user")
 
 
 def test_version_and_help():

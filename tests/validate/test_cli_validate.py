@@ -15,12 +15,7 @@ from generator.validate import CRDS_CATALOG, SCHEMAS_ENV, default_schema_locatio
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for key in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{key}_NAME", "Test User")
-        monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")
+pytestmark = pytest.mark.usefixtures("isolated_user")
 
 
 @pytest.fixture(scope="module")
