@@ -58,38 +58,35 @@ def test_update_merges_template_change_and_keeps_user_edits(template_repo, tmp_p
     assert scaffold.read_answers(repo)["_commit"] == "v2.0.0"
 
 
-def test_conflicting_update_is_reported_per_file(template_repo, tmp_path):
-    v1 = template_repo.release("1.0.0")
-    repo = generate(tmp_path, v1)
-    readme = repo / "README.md"
-    first_line = readme.read_text().splitlines()[0]
-    readme.write_text(readme.read_text().replace(first_line, "# Our platform (renamed by us)", 1))
-    commit_all(repo)
+def replace_first_line(text: str, line: str) -> str:
+    return text.replace(text.splitlines()[0], line, 1)
 
-    text = template_repo.read(README_TEMPLATE)
-    template_first = text.splitlines()[0]
-    v2 = template_repo.release("2.0.0", {README_TEMPLATE: text.replace(template_first, template_first + " — GitOps repository", 1)})
+
+def heading_conflict(template_repo, tmp_path, ours: str, theirs: str):
+    """A repo at v1 whose README heading the user rewrote, and a v2 that rewrites the same line."""
+    repo = generate(tmp_path, template_repo.release("1.0.0"))
+    readme = repo / "README.md"
+    readme.write_text(replace_first_line(readme.read_text(), ours))
+    commit_all(repo)
+    v2 = template_repo.release("2.0.0", {README_TEMPLATE: replace_first_line(template_repo.read(README_TEMPLATE), theirs)})
+    return repo, v2
+
+
+def test_conflicting_update_is_reported_per_file(template_repo, tmp_path):
+    repo, v2 = heading_conflict(template_repo, tmp_path, "# Our platform (renamed by us)", "# {{ project_name }} — GitOps repository")
     result = scaffold.update(repo, v2)
 
     assert result.conflicts == ["README.md"]
-    assert "<<<<<<<" in readme.read_text()
+    assert "<<<<<<<" in (repo / "README.md").read_text()
 
 
 def test_rej_mode_leaves_reject_files_and_never_drops_the_user_text(template_repo, tmp_path):
-    v1 = template_repo.release("1.0.0")
-    repo = generate(tmp_path, v1)
-    readme = repo / "README.md"
-    first_line = readme.read_text().splitlines()[0]
-    readme.write_text(readme.read_text().replace(first_line, "# Ours", 1))
-    commit_all(repo)
-
-    text = template_repo.read(README_TEMPLATE)
-    v2 = template_repo.release("2.0.0", {README_TEMPLATE: text.replace(text.splitlines()[0], "# Theirs {{ project_name }}", 1)})
+    repo, v2 = heading_conflict(template_repo, tmp_path, "# Ours", "# Theirs {{ project_name }}")
     result = scaffold.update(repo, v2, conflict="rej")
 
     assert "README.md.rej" in result.conflicts
     # Copier writes the template's side and keeps the user's conflicting hunk in the .rej file.
-    assert readme.read_text().startswith("# Theirs demo")
+    assert (repo / "README.md").read_text().startswith("# Theirs demo")
     assert "+# Ours" in (repo / "README.md.rej").read_text()
 
 
