@@ -27,7 +27,7 @@ IMAGE = re.compile(
 BRANCH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
-ENGINES = ("flux",)
+ENGINES = ("flux", "argocd")
 CI_PROVIDERS = ("github", "gitlab", "none")
 # How secrets are committed: SealedSecrets (kubeseal) or SOPS-encrypted Secrets (age).
 SECRETS_BACKENDS = ("sealed-secrets", "sops")
@@ -39,7 +39,13 @@ ALERT_CHANNELS = ("slack", "msteams", "github-status", "none")
 # such as "-allow-ingress" within the 63-character label limit.
 MAX_NAME = 40
 # Names that would collide with a layout directory or a system namespace.
-RESERVED = {"base", "default", "flux-system", "kube-system", "kube-public", "kube-node-lease", "monitoring"}
+# Namespaces and directories the template creates itself, and the names of its own Argo CD
+# Applications and AppProjects (one namespace holds them all, next to the per-app Applications).
+RESERVED = {
+    "base", "default", "flux-system", "kube-system", "kube-public", "kube-node-lease", "monitoring",
+    "monitoring-node-exporter", "argocd", "platform", "root", "apps", "tenants", "infra-controllers",
+    "infra-configs", "argo-cd", "sealed-secrets", "kube-prometheus-stack",
+}
 
 LIST_FIELDS = {"environments", "clusters", "teams", "apps"}
 BOOL_FIELDS = {"monitoring"}
@@ -248,11 +254,16 @@ def commit_status_type(git_url: str) -> str | None:
 def _check_secrets(answers: Mapping[str, Any]) -> None:
     if answers["secrets"] not in SECRETS_BACKENDS:
         _fail("secrets", f"{answers['secrets']!r} is not supported; choose one of: {', '.join(SECRETS_BACKENDS)}")
+    if answers["secrets"] == "sops" and answers["engine"] == "argocd":
+        # Argo CD decrypts SOPS only through a plugin, which its own docs advise against.
+        _fail("secrets", "'sops' needs engine flux (Argo CD has no built-in SOPS decryption); choose sealed-secrets")
 
 
 def _check_verify(answers: Mapping[str, Any]) -> None:
     if answers["verify"] not in VERIFY_MODES:
         _fail("verify", f"{answers['verify']!r} is not supported; choose one of: {', '.join(VERIFY_MODES)}")
+    if answers["verify"] == "ssh" and answers["engine"] == "argocd":
+        _fail("verify", "'ssh' needs engine flux (Argo CD verifies OpenPGP signatures only); choose gpg or none")
 
 
 def _check_monitoring(answers: Mapping[str, Any]) -> None:

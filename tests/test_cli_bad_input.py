@@ -130,7 +130,8 @@ CASES = {
         for label, branch in {"dotdot": "feature..x", "space": "a b", "dash": "-x", "lock": "x.lock", "slash": "x/"}.items()
     },
     # engines
-    "engine-argocd": (data("engine", "argocd"), "engine", "is not supported"),
+    "engine-argocd-sops": (data("engine", "argocd") + data("secrets", "sops"), "secrets", "needs engine flux"),
+    "engine-argocd-ssh": (data("engine", "argocd") + data("verify", "ssh"), "verify", "needs engine flux"),
     "engine-jenkins": (data("engine", "jenkins"), "engine", "is not supported"),
     # option syntax
     "data-without-equals": (["--data", "environments"], "--data 'environments'", "expected KEY=VALUE"),

@@ -89,9 +89,21 @@ class ReferenceResult:
 def check_references(results: list[RenderResult], repo: Path) -> ReferenceResult:
     repo = Path(os.path.realpath(repo))
     out: list[tuple[RenderedObject, Violation]] = []
-    for result in results:
-        out += _same_build(result.objects)
     scopes = _scopes(results, repo)
+    pods = [_pod_templates(r.objects) for r in results]
+    for i, result in enumerate(results):
+        # A NetworkPolicy may guard pods another entrypoint of the same cluster deploys (the platform's
+        # policies in tenants/ for the apps Argo CD syncs from apps/): it selects no pods only if no
+        # entrypoint applied with it has a match.
+        neighbours = set().union(*(members for _, members in scopes if i in members)) or set(range(len(results)))
+        for obj, violation in _same_build(result.objects):
+            if violation.check is NETWORK_POLICY and any(
+                ns == _namespace(obj.data) and _matches((obj.data.get("spec") or {}).get("podSelector") or {}, labels)
+                for j in neighbours
+                for ns, labels in pods[j]
+            ):
+                continue
+            out.append((obj, violation))
     keys = [_keys(r.objects) for r in results]
     scope_keys = [(root, frozenset().union(BOOTSTRAP_OBJECTS, *(keys[i] for i in members))) for root, members in scopes]
     everywhere = frozenset().union(BOOTSTRAP_OBJECTS, *keys)
@@ -184,12 +196,17 @@ def _describe(selector: dict) -> str:
 
 
 def _helm_namespaces(objects: list[RenderedObject]) -> set[str | None]:
-    """Namespaces where a Helm chart (Flux HelmRelease) creates pods this build cannot see."""
+    """Namespaces where a Helm chart (Flux HelmRelease, Argo CD chart source) creates pods this build cannot see."""
     found = set()
     for obj in objects:
         data = obj.data
-        if data.get("kind") == "HelmRelease" and str(data.get("apiVersion", "")).startswith("helm.toolkit.fluxcd.io/"):
-            found.add((data.get("spec") or {}).get("targetNamespace") or _namespace(data))
+        api, spec = str(data.get("apiVersion", "")), data.get("spec") or {}
+        if data.get("kind") == "HelmRelease" and api.startswith("helm.toolkit.fluxcd.io/"):
+            found.add(spec.get("targetNamespace") or _namespace(data))
+        elif data.get("kind") == "Application" and api.startswith("argoproj.io/"):
+            sources = [spec["source"]] if spec.get("source") else list(spec.get("sources") or [])
+            if any(isinstance(s, dict) and s.get("chart") for s in sources):
+                found.add((spec.get("destination") or {}).get("namespace"))
     return found
 
 
