@@ -105,7 +105,11 @@ def new(
     if not result.committed:
         typer.echo(f"  git init -b {complete['default_branch']} && git add -A && git commit -m 'Generate repository with gitops-forge'")
     typer.echo(f"  git remote add origin {complete['git_url']} && git push -u origin {complete['default_branch']}")
-    typer.echo(f"  flux bootstrap git --url={complete['git_url']} --branch={complete['default_branch']} --path=clusters/{complete['clusters'][0]['name']}")
+    first_cluster = complete["clusters"][0]["name"]
+    if complete["engine"] == "flux":
+        typer.echo(f"  flux bootstrap git --url={complete['git_url']} --branch={complete['default_branch']} --path=clusters/{first_cluster}")
+    else:
+        typer.echo(f"  then bootstrap Argo CD on each cluster: clusters/{first_cluster}/README.md")
 
 
 @app.command(rich_help_panel=KEEP_CURRENT)

@@ -193,7 +193,7 @@ def _footprint(ep: Entrypoint) -> set[Path]:
                     visit(Path(os.path.normpath(path / ref)))
 
     visit(ep.path)
-    for component in (ep.spec.get("components") or []) if ep.mode == "flux" else []:
+    for component in _kustomize_options(ep).get("components") or []:
         if isinstance(component, str):
             visit(Path(os.path.normpath(ep.path / component)))
     return seen
@@ -356,7 +356,8 @@ def discover_entrypoints(repo: Path) -> list[Entrypoint]:
 
 # The parts of a Flux Kustomization / Argo CD source that change what a build produces.
 _BUILD_KEYS = (
-    "targetNamespace", "namePrefix", "nameSuffix", "patches", "images", "components", "postBuild", "directory"
+    "targetNamespace", "namePrefix", "nameSuffix", "patches", "images", "components", "postBuild", "directory",
+    "kustomize",
 )
 
 
@@ -371,6 +372,22 @@ def _unique(eps: list[Entrypoint]) -> list[Entrypoint]:
             seen.add(key)
             out.append(ep)
     return out
+
+
+def _kustomize_options(ep: Entrypoint) -> dict:
+    """What the declaring object adds to the kustomize build, in kustomization.yaml's own terms."""
+    if ep.mode == "flux":
+        spec = ep.spec
+        return {
+            "namespace": spec.get("targetNamespace"),
+            **{key: spec.get(key) for key in ("namePrefix", "nameSuffix", "patches", "images", "components")},
+        }
+    if ep.mode == "argocd":
+        # An Application source's `kustomize:` block. Its `images` are `kustomize edit` strings, not
+        # kustomization entries, and change no object's shape, so they are left out.
+        options = ep.spec.get("kustomize") or {}
+        return {key: options.get(key) for key in ("namespace", "namePrefix", "nameSuffix", "patches", "components")}
+    return {}
 
 
 def _recursive(ep: Entrypoint) -> bool:
@@ -532,15 +549,12 @@ def _wrapper(ep: Entrypoint, wrapper: Path, origin: bool = True) -> dict:
     else:
         resources = [rel(p) for p in scan_manifests(ep.path, _recursive(ep))]
     body: dict = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
-    if ep.mode == "flux":
-        spec = ep.spec
-        if spec.get("targetNamespace"):
-            body["namespace"] = spec["targetNamespace"]
-        for key in ("namePrefix", "nameSuffix", "patches", "images"):
-            if spec.get(key):
-                body[key] = spec[key]
-        if spec.get("components"):
-            body["components"] = [rel(ep.path / c) for c in spec["components"]]
+    options = _kustomize_options(ep)
+    for key in ("namespace", "namePrefix", "nameSuffix", "patches", "images"):
+        if options.get(key):
+            body[key] = options[key]
+    if options.get("components"):
+        body["components"] = [rel(ep.path / c) for c in options["components"]]
     if origin:
         body["buildMetadata"] = ["originAnnotations"]
     return body

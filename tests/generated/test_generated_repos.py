@@ -73,6 +73,31 @@ VARIANTS = {
         "secrets": "sops",
         "verify": "ssh",
     },
+    # Argo CD: the defaults, and a shape that switches its branches: GPG-signed commits in the projects,
+    # an HTTPS URL, Teams notifications, two clusters in one environment, a team without apps.
+    "argocd": {"engine": "argocd"},
+    "argocd-signed": {
+        "engine": "argocd",
+        "git_url": "https://github.com/acme/acme-platform.git",
+        "environments": ["staging", "production"],
+        "clusters": [
+            {"name": "stg", "environment": "staging"},
+            {"name": "prd-eu", "environment": "production"},
+            {"name": "prd-us", "environment": "production"},
+        ],
+        "teams": [{"name": "web", "groups": ["web-devs", "web-leads"]}, {"name": "data", "groups": ["data-devs"]}, {"name": "idle", "groups": ["idle"]}],
+        "apps": [app(1, "web"), app(2, "data"), app(3, "web")],
+        "verify": "gpg",
+        "alerts_to": "msteams",
+    },
+    "argocd-monitoring-off": {
+        "engine": "argocd",
+        "environments": ["prod"],
+        "clusters": [{"name": "prod-1", "environment": "prod"}],
+        "teams": [{"name": "solo", "groups": ["solo-devs"]}],
+        "apps": [app(1, "solo")],
+        "monitoring": False,
+    },
 }
 
 
@@ -95,16 +120,25 @@ def test_layout_follows_the_answers(generated):
         assert (repo / "tenants" / env / "kustomization.yaml").is_file()
         for app_answer in answers["apps"]:
             assert (repo / "apps" / env / app_answer["name"] / "kustomization.yaml").is_file()
+    flux = answers["engine"] == "flux"
     for app_answer in answers["apps"]:
         base = repo / "apps/base" / app_answer["name"]
-        for manifest in ("deployment", "service", "serviceaccount", "hpa", "pdb", "networkpolicy"):
+        for manifest in ("deployment", "service", "serviceaccount", "hpa", "pdb"):
             assert (base / f"{manifest}.yaml").is_file(), manifest
+        # Under Argo CD a team's project may not manage NetworkPolicies: the platform keeps them in tenants/.
+        platform_policy = repo / "tenants/base" / app_answer["team"] / f"networkpolicy-{app_answer['name']}.yaml"
+        assert (base / "networkpolicy.yaml").is_file() == flux and platform_policy.is_file() != flux
     for team in answers["teams"]:
         assert (repo / "tenants/base" / team["name"] / "kustomization.yaml").is_file()
+        assert (repo / "tenants/base" / team["name"] / "appproject.yaml").is_file() != flux
+    flux_files = ("flux-system/README.md", "flux-system/kustomization.yaml", "flux-system/gotk-components.yaml", "flux-system/gotk-sync.yaml")
+    argocd_files = ("kustomization.yaml", "root.yaml", "appproject-default.yaml", "appproject-platform.yaml", "README.md")
     for cluster in answers["clusters"]:
-        for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml", "flux-system/README.md", "flux-system/kustomization.yaml",
-                     "flux-system/gotk-components.yaml", "flux-system/gotk-sync.yaml"):
-            assert (repo / "clusters" / cluster["name"] / name).is_file(), name
+        for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml", *flux_files, *argocd_files):
+            assert (repo / "clusters" / cluster["name"] / name).is_file() == (name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml") or (name in flux_files) == flux), name
+    assert (repo / "infrastructure/controllers/argo-cd").is_dir() != flux
+    if not flux:
+        assert [p.relative_to(repo) for p in repo.rglob("*flux*")] == []
         assert (repo / "clusters" / cluster["name"] / "pub-sealed-secrets.pem").is_file() == (answers["secrets"] == "sealed-secrets")
     sealed = answers["secrets"] == "sealed-secrets"
     assert (repo / "scripts/seal-secret.sh").is_file() == sealed and (repo / "infrastructure/controllers/sealed-secrets").is_dir() == sealed
@@ -127,21 +161,30 @@ def test_every_entrypoint_renders_and_validates_strictly(generated, schema_locat
     assert expected <= set(report.entrypoints)
 
 
-def test_flux_kustomizations_are_ordered(generated):
+def test_reconciliation_is_ordered(generated):
+    """infra-controllers -> infra-configs -> tenants -> apps: Flux by dependsOn, Argo CD by sync wave."""
     _, repo, answers = generated
+    order = ["infra-controllers", "infra-configs", "tenants", "apps"]
     for cluster in answers["clusters"]:
         objects = {}
         for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml"):
             for doc in yaml.safe_load_all((repo / "clusters" / cluster["name"] / name).read_text()):
-                objects[doc["metadata"]["name"]] = doc["spec"]
-        assert set(objects) == {"infra-controllers", "infra-configs", "tenants", "apps"}
-        order = ["infra-controllers", "infra-configs", "tenants", "apps"]
-        for before, after in zip(order, order[1:]):
-            assert {"name": before} in objects[after].get("dependsOn", []), (before, after)
-        for spec in objects.values():
-            assert spec["prune"] is True and spec["interval"] and spec["timeout"]
-            assert (repo / spec["path"]).is_dir(), spec["path"]
-        assert objects["apps"]["path"] == f"./apps/{cluster['environment']}"
+                objects[doc["metadata"]["name"]] = doc
+        assert set(objects) == set(order)
+        if answers["engine"] == "flux":
+            specs = {name: doc["spec"] for name, doc in objects.items()}
+            for before, after in zip(order, order[1:]):
+                assert {"name": before} in specs[after].get("dependsOn", []), (before, after)
+            for spec in specs.values():
+                assert spec["prune"] is True and spec["interval"] and spec["timeout"]
+                assert (repo / spec["path"]).is_dir(), spec["path"]
+            assert specs["apps"]["path"] == f"./apps/{cluster['environment']}"
+        else:
+            waves = [int(objects[name]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for name in order]
+            assert waves == sorted(set(waves)), waves
+            for doc in objects.values():
+                assert (repo / doc["spec"]["source"]["path"]).is_dir(), doc["spec"]["source"]["path"]
+            assert objects["apps"]["spec"]["source"]["path"] == f"apps/{cluster['environment']}"
 
 
 def test_checkov_passes_on_rendered_output(generated, tmp_path):

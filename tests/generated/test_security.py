@@ -179,11 +179,23 @@ def test_sealed_secrets_controller_passes_restricted_and_matches_kubeseal(repo):
     if answers["secrets"] != "sealed-secrets":
         assert not (path / "infrastructure/controllers/sealed-secrets").exists()
         return
-    release = yaml.safe_load((path / "infrastructure/controllers/sealed-secrets/helmrelease.yaml").read_text())
-    spec, values = release["spec"], release["spec"]["values"]
-    assert (spec["targetNamespace"], values["fullnameOverride"]) == ("kube-system", "sealed-secrets-controller")
-    assert spec["serviceAccountName"] == "helm-controller" and values["keyrenewperiod"] == "720h"
-    assert spec["install"]["crds"] == "Create" and spec["upgrade"]["crds"] == "CreateReplace"
+    directory = path / "infrastructure/controllers/sealed-secrets"
+    if answers["engine"] == "flux":
+        spec = yaml.safe_load((directory / "helmrelease.yaml").read_text())["spec"]
+        values, namespace, release = spec["values"], spec["targetNamespace"], spec["releaseName"]
+        assert spec["serviceAccountName"] == "helm-controller"
+        assert spec["install"]["crds"] == "Create" and spec["upgrade"]["crds"] == "CreateReplace"
+    else:
+        application = yaml.safe_load((directory / "application.yaml").read_text())
+        spec, values = application["spec"], yaml.safe_load((directory / "values.yaml").read_text())
+        chart, own = spec["sources"]
+        namespace, release = spec["destination"]["namespace"], chart["helm"]["releaseName"]
+        assert chart["helm"]["valueFiles"] == ["$values/infrastructure/controllers/sealed-secrets/values.yaml"]
+        assert own == {"repoURL": answers["git_url"], "targetRevision": answers["default_branch"], "ref": "values"}
+        # Uninstalling the chart would delete the CRD and with it every SealedSecret and its Secret.
+        assert "finalizers" not in application["metadata"] and "ServerSideApply=true" in spec["syncPolicy"]["syncOptions"]
+    assert (namespace, release, values["fullnameOverride"]) == ("kube-system", "sealed-secrets-controller", "sealed-secrets-controller")
+    assert values["keyrenewperiod"] == "720h"
     pod, container = values["podSecurityContext"], values["containerSecurityContext"]
     assert pod["runAsNonRoot"] is True and pod["seccompProfile"]["type"] == "RuntimeDefault"
     assert container["allowPrivilegeEscalation"] is False and container["capabilities"]["drop"] == ["ALL"]
@@ -227,7 +239,7 @@ def test_every_tenant_namespace_is_fenced_in(repo):
             for mode in ("enforce", "audit", "warn"):
                 assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
                 assert re.fullmatch(r"v1\.\d+", labels[f"pod-security.kubernetes.io/{mode}-version"])
-            assert labels["toolkit.fluxcd.io/tenant"] == name
+            assert labels.get("toolkit.fluxcd.io/tenant") == (name if answers["engine"] == "flux" else None)
             quota = by("ResourceQuota", name)[0]["spec"]["hard"]
             assert {"requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "pods"} <= set(quota)
             assert quota["services.loadbalancers"] == "0" and quota["services.nodeports"] == "0"
@@ -240,7 +252,9 @@ def test_every_tenant_namespace_is_fenced_in(repo):
             dns = policies["allow-dns-egress"]["egress"][0]
             assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
             sa = {s["metadata"]["name"]: s for s in by("ServiceAccount", name)}
-            assert sa["default"]["automountServiceAccountToken"] is False and name in sa
+            assert sa["default"]["automountServiceAccountToken"] is False
+            # Flux reconciles a tenant as its own ServiceAccount; Argo CD applies with its controller's.
+            assert (name in sa) == (answers["engine"] == "flux")
     # Sizes differ between the first and the last environment when there are several.
     first, last = answers["environments"][0], answers["environments"][-1]
     if first != last:
@@ -251,14 +265,19 @@ def test_every_tenant_namespace_is_fenced_in(repo):
 
 def test_app_network_policies_match_their_pods(repo):
     _, answers, rendered = repo
+    # Flux ships an app's policy with the app; under Argo CD it is the platform's (tenants/), so look in
+    # every build of the cluster: (namespace, policy) pairs.
+    every_policy = [(o["metadata"].get("namespace"), o) for o in objects(rendered, "NetworkPolicy")]
     for result in rendered:
         found = [o.data for o in result.objects]
         for deployment in (o for o in found if o["kind"] == "Deployment"):
-            labels = deployment["spec"]["template"]["metadata"]["labels"]
-            policies = [p["spec"] for p in found if p["kind"] == "NetworkPolicy"
+            labels, namespace = deployment["spec"]["template"]["metadata"]["labels"], deployment["metadata"].get("namespace")
+            policies = [p["spec"] for ns, p in every_policy if ns == namespace
                         and p["spec"]["podSelector"].get("matchLabels")
                         and p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
             assert policies, deployment["metadata"]["name"]
+            in_build = any(p["kind"] == "NetworkPolicy" and p["spec"] in policies for p in found)
+            assert in_build == (answers["engine"] == "flux"), deployment["metadata"]["name"]
             policy = policies[0]
             assert policy["ingress"] and policy["egress"]
             sources = [s for rule in policy["ingress"] for s in rule["from"]]
@@ -285,7 +304,7 @@ def test_rbac_is_least_privilege(repo):
     for team in answers["teams"]:
         mine = [b for b in bindings if b["metadata"].get("namespace") == team["name"]]
         subjects = [(s["kind"], s["name"], b["roleRef"]["kind"], b["roleRef"]["name"]) for b in mine for s in b["subjects"]]
-        assert ("ServiceAccount", team["name"], "ClusterRole", "admin") in subjects
+        assert (("ServiceAccount", team["name"], "ClusterRole", "admin") in subjects) == (answers["engine"] == "flux")
         for group in team["groups"]:
             assert {("Group", group, "ClusterRole", "view"), ("Group", group, "Role", "deployer")} <= set(subjects)
         assert not any(kind == "ServiceAccount" and name == "default" for kind, name, _, _ in subjects)
@@ -297,6 +316,17 @@ def test_rbac_is_least_privilege(repo):
 
 def test_every_reconciliation_has_an_explicit_identity(repo):
     _, answers, rendered = repo
+    if answers["engine"] == "argocd":
+        # Argo CD's identity is the project: platform objects in `platform`, each app in its team's.
+        applications = objects(rendered, "Application")
+        assert applications and not objects(rendered, "HelmRelease")
+        for application in applications:
+            meta, spec = application["metadata"], application["spec"]
+            expected = next((a["team"] for a in answers["apps"] if a["name"] == meta["name"]), "platform")
+            assert (meta["namespace"], spec["project"]) == ("argocd", expected), meta["name"]
+            if expected != "platform":
+                assert spec["destination"] == {"server": "https://kubernetes.default.svc", "namespace": expected}
+        return
     flux = [k for k in objects(rendered, "Kustomization") if k.get("apiVersion", "").startswith("kustomize.toolkit.fluxcd.io/")]
     assert flux
     for ks in flux:
@@ -327,6 +357,17 @@ def test_every_reconciliation_has_an_explicit_identity(repo):
 
 def test_flux_system_is_locked_down_and_builds_before_bootstrap(repo, tmp_path):
     path, answers, rendered = repo
+    if answers["engine"] == "argocd":
+        # Nothing of Flux; what a cluster's root Application renders is the app of apps and its projects.
+        assert not list(path.glob("clusters/*/flux-system"))
+        for cluster in answers["clusters"]:
+            built = next(r for r in rendered if r.entrypoint.rel == f"clusters/{cluster['name']}")
+            assert sorted((o.data["kind"], o.data["metadata"]["name"]) for o in built.objects) == sorted([
+                ("AppProject", "default"), ("AppProject", "platform"),
+                *(("Application", name) for name in ("root", "infra-controllers", "infra-configs", "tenants", "apps")),
+                *([("SealedSecret", "repo-acme-platform")] if answers["secrets"] == "sealed-secrets" else []),
+            ])
+        return
     for cluster in answers["clusters"]:
         directory = path / "clusters" / cluster["name"] / "flux-system"
         before = subprocess.run([*find_tool(), str(directory)], capture_output=True, text=True)
@@ -361,7 +402,13 @@ def test_flux_system_is_locked_down_and_builds_before_bootstrap(repo, tmp_path):
 
 
 def test_reconciler_service_accounts_are_kept_out_of_pods(repo):
-    _, _, rendered = repo
+    _, answers, rendered = repo
+    if answers["engine"] == "argocd":
+        # No tenant reconciler identity exists to keep out: Argo CD applies with its controller's account.
+        assert not objects(rendered, "ValidatingAdmissionPolicy")
+        assert not [sa for sa in objects(rendered, "ServiceAccount") if sa["metadata"].get("namespace") in tenants(answers)
+                    and sa["metadata"]["name"] != "default" and sa["metadata"]["name"] not in {a["name"] for a in answers["apps"]}]
+        return
     policy = next(o for o in objects(rendered, "ValidatingAdmissionPolicy"))
     binding = next(o for o in objects(rendered, "ValidatingAdmissionPolicyBinding"))
     assert binding["spec"]["policyName"] == policy["metadata"]["name"] and binding["spec"]["validationActions"] == ["Deny"]

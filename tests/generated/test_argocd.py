@@ -1,0 +1,182 @@
+"""The Argo CD engine (issue 6), for every engine=argocd variant of test_generated_repos: the app of apps
+and its paths, projects that fence every team in, a neutered `default` project, Argo CD managing itself
+from the repo, and argocd-cm / argocd-rbac-cm locked down."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator.render import render_repo
+
+from .test_generated_repos import VARIANTS
+
+TEMPLATE = Path(__file__).resolve().parents[2]
+IN_CLUSTER = "https://kubernetes.default.svc"
+ARGOCD = sorted(name for name, answers in VARIANTS.items() if answers.get("engine") == "argocd")
+# Applications whose deletion must not cascade: the root (it would take the whole cluster with it), Argo CD
+# itself, and Sealed Secrets (its CRD's deletion deletes every SealedSecret and the Secrets they own).
+NO_FINALIZER = {"root", "argo-cd", "sealed-secrets"}
+
+
+@pytest.fixture(scope="module", params=ARGOCD)
+def repo(request, tmp_path_factory) -> tuple[Path, dict, list]:
+    from pytest_copie.plugin import Copie
+
+    workdir = tmp_path_factory.mktemp(f"argocd-{request.param}")
+    copie = Copie(default_template_dir=TEMPLATE, test_dir=workdir, config_file=workdir / "none.yml")
+    result = copie.copy(extra_answers={"project_name": "acme-platform", **VARIANTS[request.param]})
+    assert result.exit_code == 0, result.exception
+    rendered = render_repo(result.project_dir)
+    assert [r.error for r in rendered if r.error] == []
+    return result.project_dir, result.answers, rendered
+
+
+def test_the_matrix_has_argocd_variants():
+    assert len(ARGOCD) >= 2
+
+
+def rendered_objects(rendered, kind: str) -> dict[str, dict]:
+    """name -> object, for an argoproj.io kind (all live in the namespace argocd)."""
+    found = {}
+    for result in rendered:
+        for obj in result.objects:
+            data = obj.data
+            if data.get("kind") == kind and data["apiVersion"].startswith("argoproj.io/"):
+                assert data["metadata"]["namespace"] == "argocd", data["metadata"]
+                found[data["metadata"]["name"]] = data
+    return found
+
+
+def sources(application: dict) -> list[dict]:
+    spec = application["spec"]
+    return [spec["source"]] if "source" in spec else spec["sources"]
+
+
+def test_every_application_path_exists_and_renders(repo):
+    path, answers, rendered = repo
+    built = {(r.entrypoint.rel, r.entrypoint.mode) for r in rendered if not r.error}
+    applications = rendered_objects(rendered, "Application")
+    assert not rendered_objects(rendered, "ApplicationSet")  # generated Applications, one file each
+    for name, application in applications.items():
+        for source in sources(application):
+            if "chart" in source:
+                # A chart from its Helm repository; its values files come from this repository.
+                for value_file in source["helm"]["valueFiles"]:
+                    assert (path / value_file.removeprefix("$values/")).is_file(), (name, value_file)
+                assert re.fullmatch(r"\d+\.\d+\.\d+", source["targetRevision"]), (name, "pin an exact chart version")
+            elif "ref" in source:
+                assert source["repoURL"] == answers["git_url"] and source["ref"] == "values"
+            else:
+                assert source["repoURL"] == answers["git_url"] and source["targetRevision"] == answers["default_branch"]
+                assert (path / source["path"]).is_dir() and (source["path"], "argocd") in built, (name, source["path"])
+    names = {"root", "infra-controllers", "infra-configs", "tenants", "apps", "argo-cd"}
+    names |= {"sealed-secrets"} if answers["secrets"] == "sealed-secrets" else set()
+    names |= {"kube-prometheus-stack"} if answers["monitoring"] else set()
+    assert set(applications) == names | {a["name"] for a in answers["apps"]}
+
+
+def test_every_application_syncs_itself_and_cleans_up(repo):
+    _, answers, rendered = repo
+    for name, application in rendered_objects(rendered, "Application").items():
+        policy = application["spec"]["syncPolicy"]
+        assert policy["automated"] == {"prune": True, "selfHeal": True}, name
+        assert policy["retry"]["limit"] > 0 and policy["retry"]["backoff"]["factor"] > 1, name
+        finalizers = application["metadata"].get("finalizers", [])
+        assert finalizers == ([] if name in NO_FINALIZER else ["resources-finalizer.argocd.argoproj.io"]), name
+        assert application["spec"]["destination"]["server"] == IN_CLUSTER
+    for cluster in answers["clusters"]:
+        root = yaml.safe_load((Path(repo[0]) / "clusters" / cluster["name"] / "root.yaml").read_text())
+        # The root app manages clusters/<cluster>/, itself included.
+        assert root["spec"]["source"]["path"] == f"clusters/{cluster['name']}"
+        listed = yaml.safe_load((Path(repo[0]) / "clusters" / cluster["name"] / "kustomization.yaml").read_text())["resources"]
+        assert "root.yaml" in listed and "appproject-default.yaml" in listed
+
+
+def test_projects_exist_and_none_is_default(repo):
+    _, answers, rendered = repo
+    projects = rendered_objects(rendered, "AppProject")
+    assert set(projects) == {"default", "platform"} | {t["name"] for t in answers["teams"]}
+    for name, application in rendered_objects(rendered, "Application").items():
+        assert application["spec"]["project"] in projects and application["spec"]["project"] != "default", name
+    default = projects["default"]["spec"]
+    assert default["sourceRepos"] == [] and default["destinations"] == [] and default["clusterResourceWhitelist"] == []
+    assert default["namespaceResourceBlacklist"] == [{"group": "*", "kind": "*"}]
+
+
+def test_team_projects_fence_each_team_in(repo):
+    _, answers, rendered = repo
+    projects = rendered_objects(rendered, "AppProject")
+    for team in answers["teams"]:
+        name, project = team["name"], projects[team["name"]]
+        spec = project["spec"]
+        assert spec["sourceRepos"] == [answers["git_url"]]
+        assert spec["destinations"] == [{"server": IN_CLUSTER, "namespace": name}]
+        assert spec["clusterResourceWhitelist"] == [] and "clusterResourceBlacklist" not in spec
+        blacklisted = {(k["group"], k["kind"]) for k in spec["namespaceResourceBlacklist"]}
+        assert {("", "ResourceQuota"), ("", "LimitRange"), ("networking.k8s.io", "NetworkPolicy")} <= blacklisted
+        assert spec["orphanedResources"] == {"warn": True}
+        assert project["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
+        for role in spec["roles"]:
+            assert role["groups"] == team["groups"]
+            for policy in role["policies"]:
+                subject, resource, action, scope, effect = [p.strip() for p in policy.split(",")[1:]]
+                assert subject == f"proj:{name}:{role['name']}" and scope == f"{name}/*" and effect == "allow", policy
+                assert resource == "applications" and action in ("sync", "action/apps/Deployment/restart"), policy
+        # Every app of the team is an Application of this project, deploying into the team's namespace only.
+        for application in rendered_objects(rendered, "Application").values():
+            if application["spec"]["project"] == name:
+                assert application["spec"]["destination"]["namespace"] == name
+
+
+def test_signed_commits_are_required_by_every_project(repo):
+    _, answers, rendered = repo
+    projects = rendered_objects(rendered, "AppProject")
+    for name, project in projects.items():
+        integrity = project["spec"].get("sourceIntegrity")
+        if answers["verify"] == "none" or name == "default":
+            assert integrity is None, name
+            continue
+        [policy] = integrity["git"]["policies"]
+        assert policy["repos"] == [{"url": answers["git_url"]}] and policy["gpg"]["mode"] in ("head", "strict"), name
+        assert policy["gpg"]["keys"], name
+
+
+def test_argocd_is_configured_from_this_repository(repo):
+    path, answers, _ = repo
+    directory = path / "infrastructure/controllers/argo-cd"
+    values = yaml.safe_load((directory / "values.yaml").read_text())
+    cm, rbac = values["configs"]["cm"], values["configs"]["rbac"]
+    assert cm["users.anonymous.enabled"] == "false" and cm["exec.enabled"] == "false"
+    # Local admin stays until SSO works; the comment next to it says when to turn it off.
+    comments = " ".join(line.strip(" #") for line in (directory / "values.yaml").read_text().splitlines())
+    assert cm["admin.enabled"] == "true" and "once oidc.config below is set" in comments.lower()
+    # Applications report the health of what they deployed, so the sync waves wait for it.
+    assert "obj.status.health.status" in cm["resource.customizations.health.argoproj.io_Application"]
+    # Every authenticated user gets policy.default and a deny cannot take it away: it grants nothing.
+    assert rbac["policy.default"] == "" and rbac["scopes"] == "[groups]"
+    lines = [line.strip() for line in rbac["policy.csv"].splitlines() if line.strip() and not line.strip().startswith("#")]
+    grants = {tuple(p.strip() for p in line.split(",")[1:]) for line in lines if line.startswith("g,")}
+    policies = [tuple(p.strip() for p in line.split(",")[1:]) for line in lines if line.startswith("p,")]
+    assert ("platform-admins", "role:admin") in grants
+    for team in answers["teams"]:
+        for group in team["groups"]:
+            assert {(group, "role:viewer"), (group, f"role:team-{team['name']}")} <= grants
+        mine = [p for p in policies if p[0] == f"role:team-{team['name']}"]
+        assert mine and all(p[3] == f"{team['name']}/*" and p[2] == "get" for p in mine), mine
+    # Nobody but the admins may change anything through the global policy.
+    assert all(p[2] == "get" for p in policies)
+    # The Prometheus CRDs do not exist at the first `helm install`: no chart-made ServiceMonitors.
+    for component in ("controller", "server", "repoServer", "applicationSet"):
+        assert values[component]["metrics"]["enabled"] is answers["monitoring"]
+        assert "serviceMonitor" not in values[component]["metrics"]
+    application = yaml.safe_load((directory / "application.yaml").read_text())
+    chart, own = application["spec"]["sources"]
+    assert (chart["chart"], chart["helm"]["releaseName"], application["spec"]["destination"]["namespace"]) == ("argo-cd", "argocd", "argocd")
+    notifications = answers["monitoring"] and answers["alerts_to"] != "none"
+    assert values["notifications"]["enabled"] is notifications
+    assert (directory / "notifications-values.yaml").is_file() == notifications
+    assert own["ref"] == "values" and not list(path.rglob("*.sops.yaml"))
