@@ -113,6 +113,18 @@ def _ask_alerts_to(answers: dict[str, Any], spec: dict[str, Any]) -> str:
     return _ask_scalar("alerts_to", _choice("alerts_to", list(rules.ALERT_CHANNELS)))(answers, spec)
 
 
+def _ask_secrets(answers: dict[str, Any], spec: dict[str, Any]) -> str:
+    if answers["engine"] == "argocd":
+        return "sealed-secrets"  # the only backend Argo CD decrypts without a plugin
+    return _ask_scalar("secrets", _choice("secrets", list(rules.SECRETS_BACKENDS)))(answers, spec)
+
+
+def _ask_verify(answers: dict[str, Any], spec: dict[str, Any]) -> str:
+    # Argo CD verifies OpenPGP signatures only.
+    modes = [mode for mode in rules.VERIFY_MODES if not (answers["engine"] == "argocd" and mode == "ssh")]
+    return _ask_scalar("verify", _choice("verify", modes))(answers, spec)
+
+
 ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "project_name": _ask_scalar("project_name", lambda value: rules.check_name("project_name", value, reserved=())),
     "git_url": _ask_scalar("git_url", rules.validate_git_url),
@@ -122,8 +134,8 @@ ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "clusters": _ask_clusters,
     "teams": _ask_teams,
     "apps": _ask_apps,
-    "secrets": _ask_scalar("secrets", _choice("secrets", list(rules.SECRETS_BACKENDS))),
-    "verify": _ask_scalar("verify", _choice("verify", list(rules.VERIFY_MODES))),
+    "secrets": _ask_secrets,
+    "verify": _ask_verify,
     "monitoring": _ask_monitoring,
     "alerts_to": _ask_alerts_to,
     "ci": _ask_scalar("ci", _choice("ci", list(rules.CI_PROVIDERS))),

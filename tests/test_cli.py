@@ -95,6 +95,28 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
     assert recorded["monitoring"] is True and recorded["alerts_to"] == "slack"
 
 
+def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
+    destination = tmp_path / "argo"
+    answers = "\n".join([
+        "", "",                  # git_url, default_branch
+        "argocd",                # engine
+        "prod", "", "",          # environments, one cluster with the default name
+        "web", "web-devs",       # one team
+        "0",                     # no apps
+        # secrets is not asked: Sealed Secrets is the only choice with Argo CD
+        "ssh", "gpg",            # verify: SSH signatures are re-asked
+        "", "",                  # monitoring, alerts_to
+        "",                      # ci
+        "y",
+    ]) + "\n"
+    result = runner.invoke(app, ["new", str(destination), "--no-git"], input=answers)
+    assert result.exit_code == 0, result.output
+    assert "choose one of none, gpg" in result.output
+    recorded = yaml.safe_load((destination / ".copier-answers.yml").read_text())
+    assert (recorded["engine"], recorded["secrets"], recorded["verify"]) == ("argocd", "sealed-secrets", "gpg")
+    assert (destination / "clusters/prod/root.yaml").is_file() and "bootstrap Argo CD" in result.output
+
+
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
     result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 17 + "n\n")  # every default (17 prompts), then decline

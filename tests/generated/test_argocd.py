@@ -117,7 +117,8 @@ def test_team_projects_fence_each_team_in(repo):
         assert spec["destinations"] == [{"server": IN_CLUSTER, "namespace": name}]
         assert spec["clusterResourceWhitelist"] == [] and "clusterResourceBlacklist" not in spec
         blacklisted = {(k["group"], k["kind"]) for k in spec["namespaceResourceBlacklist"]}
-        assert {("", "ResourceQuota"), ("", "LimitRange"), ("networking.k8s.io", "NetworkPolicy")} <= blacklisted
+        assert {("", "ResourceQuota"), ("", "LimitRange"), ("networking.k8s.io", "NetworkPolicy"),
+                ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding")} <= blacklisted
         assert spec["orphanedResources"] == {"warn": True}
         assert project["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
         for role in spec["roles"]:
