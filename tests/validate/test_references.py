@@ -152,6 +152,31 @@ def test_argo_projects(make_repo, schema_locations):
     assert found(report) == {("GF208", "Application", "pay"), ("GF018", "Application", "old")}
 
 
+def argo_app(name: str, path: str, **source) -> dict:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": name, "namespace": "argocd"},
+            "spec": {"project": "platform", "source": {"repoURL": "https://example.com/r.git", "path": path, **source},
+                     "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop"}}}
+
+
+def test_network_policies_may_guard_pods_another_build_of_the_cluster_deploys(make_repo, schema_locations):
+    # Argo CD: the platform's policies (tenants/) guard the pods of an app synced from apps/.
+    platform = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject", "metadata": {"name": "platform", "namespace": "argocd"},
+                "spec": {"sourceRepos": ["https://example.com/r.git"], "destinations": [{"server": "https://kubernetes.default.svc", "namespace": "*"}]}}
+    repo = make_repo({
+        "clusters/prod/apps.yaml": [platform, argo_app("tenants", "tenants"), argo_app("web", "apps/web")],
+        "clusters/prod/kustomization.yaml": "resources: [apps.yaml]\n",
+        "tenants/kustomization.yaml": "resources: [policies.yaml]\n",
+        "tenants/policies.yaml": [netpol("web", {"matchLabels": {"app": "web"}}), netpol("gone", {"matchLabels": {"app": "gone"}})],
+        "apps/web/kustomization.yaml": "resources: [job.yaml]\n",
+        "apps/web/job.yaml": pod_workload("web", {"app": "web"}),
+        # Not applied by the cluster: no pod of apps/web is in its reach.
+        "elsewhere/kustomization.yaml": "resources: [policy.yaml]\n",
+        "elsewhere/policy.yaml": netpol("lonely", {"matchLabels": {"app": "web"}}, namespace="billing"),
+    })
+    assert found(validate_repo(repo, schema_locations=schema_locations)) == {
+        ("GF207", "NetworkPolicy", "gone"), ("GF207", "NetworkPolicy", "lonely")}
+
+
 def test_skip_annotation_covers_reference_checks(make_repo, schema_locations):
     svc = {"apiVersion": "v1", "kind": "Service",
            "metadata": {"name": "legacy", "namespace": "shop", "annotations": {"gitops-forge.io/skip-checks": "GF204"}},

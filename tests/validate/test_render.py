@@ -87,6 +87,28 @@ def test_argocd_application_path_is_an_entrypoint(make_repo):
     assert (eps["apps/production"].mode, eps["clusters/prod"].mode) == ("argocd", "argocd")
 
 
+def test_argocd_kustomize_options_shape_the_build(make_repo):
+    app = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "configs", "namespace": "argocd"},
+        "spec": {"project": "platform", "destination": {"server": "https://kubernetes.default.svc"},
+                 "source": {"repoURL": "https://example.com/r.git", "path": "configs",
+                            "kustomize": {"components": ["extra/prod"], "namePrefix": "prod-", "namespace": "shop"}}},
+    }
+    repo = make_repo({
+        "clusters/prod/configs.yaml": app,
+        "configs/kustomization.yaml": "resources: [cm.yaml]\n",
+        "configs/cm.yaml": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "base"}, "data": {"a": "b"}},
+        "configs/extra/prod/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cm.yaml]\n",
+        "configs/extra/prod/cm.yaml": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "extra"}, "data": {"c": "d"}},
+    })
+    [configs] = [r for r in render_repo(repo) if r.entrypoint.rel == "configs"]
+    assert configs.error is None
+    assert sorted((o.data["metadata"]["namespace"], o.data["metadata"]["name"]) for o in configs.objects) == [
+        ("shop", "prod-base"), ("shop", "prod-extra")]
+
+
 def test_flux_post_build_substitution(make_repo):
     disabled = {**CONFIGMAP, "metadata": {"name": "raw", "annotations": {"kustomize.toolkit.fluxcd.io/substitute": "disabled"}}}
     repo = make_repo({
