@@ -18,13 +18,14 @@ def longest(prefix: str) -> str:
     return prefix + "x" * (40 - len(prefix))
 
 
-@pytest.mark.parametrize("secrets", ["sealed-secrets", "sops"])
-def test_longest_names_render_and_lint(secrets, tmp_path):
+@pytest.mark.parametrize(("engine", "secrets", "verify"), [("flux", "sealed-secrets", "ssh"), ("flux", "sops", "ssh"), ("argocd", "sealed-secrets", "gpg")])
+def test_longest_names_render_and_lint(engine, secrets, verify, tmp_path):
     env, team, app, cluster = longest("env-"), longest("team-"), longest("app-"), longest("cluster-")
     answers = {
         "project_name": longest("project-"),
+        "engine": engine,
         "secrets": secrets,
-        "verify": "ssh",
+        "verify": verify,
         "environments": [env],
         "clusters": [{"name": cluster, "environment": env}],
         "teams": [{"name": team, "groups": ["group"]}],
