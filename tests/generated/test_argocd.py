@@ -181,3 +181,20 @@ def test_argocd_is_configured_from_this_repository(repo):
     assert values["notifications"]["enabled"] is notifications
     assert (directory / "notifications-values.yaml").is_file() == notifications
     assert own["ref"] == "values" and not list(path.rglob("*.sops.yaml"))
+
+
+def test_each_cluster_names_itself_in_alerts_and_notifications(repo):
+    _, answers, rendered = repo
+    builds = [r for r in rendered if r.entrypoint.rel == "infrastructure/controllers"]
+    if not answers["monitoring"]:
+        assert all("kustomize" not in r.entrypoint.spec for r in builds)
+        return
+    named = set()
+    for result in builds:
+        apps = {o.data["metadata"]["name"]: o.data["spec"]["sources"][0]["helm"].get("valuesObject") for o in result.objects
+                if o.data["kind"] == "Application"}
+        cluster = apps["kube-prometheus-stack"]["prometheus"]["prometheusSpec"]["externalLabels"]["cluster"]
+        named.add(cluster)
+        if answers["alerts_to"] != "none":
+            assert apps["argo-cd"]["notifications"]["context"]["cluster"] == cluster
+    assert named == {c["name"] for c in answers["clusters"]}
