@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lupa import LuaRuntime
 
 from generator.render import render_repo
 
@@ -155,8 +156,7 @@ def test_argocd_is_configured_from_this_repository(repo):
     # Local admin stays until SSO works; the comment next to it says when to turn it off.
     comments = " ".join(line.strip(" #") for line in (directory / "values.yaml").read_text().splitlines())
     assert cm["admin.enabled"] == "true" and "once oidc.config below is set" in comments.lower()
-    # Applications report the health of what they deployed, so the sync waves wait for it.
-    assert "obj.status.health.status" in cm["resource.customizations.health.argoproj.io_Application"]
+    assert "resource.customizations.health.argoproj.io_Application" in cm
     # Every authenticated user gets policy.default and a deny cannot take it away: it grants nothing.
     assert rbac["policy.default"] == "" and rbac["scopes"] == "[groups]"
     lines = [line.strip() for line in rbac["policy.csv"].splitlines() if line.strip() and not line.strip().startswith("#")]
@@ -198,3 +198,25 @@ def test_each_cluster_names_itself_in_alerts_and_notifications(repo):
         if answers["alerts_to"] != "none":
             assert apps["argo-cd"]["notifications"]["context"]["cluster"] == cluster
     assert named == {c["name"] for c in answers["clusters"]}
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (None, "Progressing"),  # not reconciled yet: the next wave waits
+    ({"sync": {"status": "OutOfSync"}, "health": {"status": "Healthy"}}, "Progressing"),
+    ({"sync": {"status": "Synced"}, "health": {"status": "Degraded"}}, "Healthy"),  # placeholders do not block
+    ({"sync": {"status": "Synced"}, "health": {"status": "Progressing"}}, "Healthy"),
+    ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Failed", "message": "CRD missing"}}, "Degraded"),
+    ({"sync": {"status": "Synced"}, "operationState": {"phase": "Error"}}, "Degraded"),
+    ({"sync": {"status": "Synced"}, "operationState": {"phase": "Succeeded"}}, "Healthy"),
+])
+def test_application_health_check_lets_the_waves_wait_for_syncs(repo, status, expected):
+    """argocd-cm's Lua health check, run in a Lua interpreter the way Argo CD runs it (the object as `obj`)."""
+    path, _, _ = repo
+    values = yaml.safe_load((path / "infrastructure/controllers/argo-cd/values.yaml").read_text())
+    script = values["configs"]["cm"]["resource.customizations.health.argoproj.io_Application"]
+    lua = LuaRuntime()
+    application = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", **({"status": status} if status else {})}
+    lua.globals().obj = lua.table_from(application, recursive=True)
+    result = lua.execute(script)
+    assert result["status"] == expected
+    assert isinstance(result["message"], str)

@@ -294,11 +294,25 @@ def rule_applies(rule: dict, path: str, manager: str) -> bool:
     return "matchManagers" not in rule or manager in rule["matchManagers"]
 
 
-def test_renovate_covers_helm_releases_and_kustomizations(generated):
+def test_renovate_covers_chart_versions_and_kustomizations(generated):
     _, repo, answers = generated
     config = json.loads((repo / "renovate.json").read_text())
-    flux = [js_regex(p) for p in config["flux"]["managerFilePatterns"]]
-    assert any(p.search("infrastructure/controllers/sealed-secrets/helmrelease.yaml") for p in flux)
+    if answers["engine"] == "flux":
+        assert "argocd" not in config
+        flux = [js_regex(p) for p in config["flux"]["managerFilePatterns"]]
+        assert any(p.search("infrastructure/controllers/sealed-secrets/helmrelease.yaml") for p in flux)
+    else:
+        # Renovate's argocd manager matches no file by default: it must find every chart Application
+        # (Argo CD's own included), and not the apps' Applications, which follow a branch.
+        assert "flux" not in config
+        argocd = [js_regex(p) for p in config["argocd"]["managerFilePatterns"]]
+        charts = sorted(path.relative_to(repo).as_posix() for path in repo.glob("infrastructure/controllers/*/application.yaml"))
+        assert "infrastructure/controllers/argo-cd/application.yaml" in charts
+        for chart in charts:
+            assert any(p.search(chart) for p in argocd), chart
+        for env in answers["environments"]:
+            for app in answers["apps"]:
+                assert not any(p.search(f"apps/{env}/deploy-{app['name']}.yaml") for p in argocd)
     kustomize = [js_regex(p) for p in config["kustomize"]["managerFilePatterns"]]
     for env in answers["environments"]:
         for app in answers["apps"]:
@@ -311,7 +325,7 @@ def test_renovate_never_automerges_production(generated):
     production = [f"apps/{answers['environments'][-1]}/web/kustomization.yaml", "apps/base/web/deployment.yaml",
                   "clusters/prod-1/apps.yaml", "infrastructure/controllers/sealed-secrets/helmrelease.yaml", "tenants/base/t/namespace.yaml"]
     for path in production:
-        for manager in ("kustomize", "flux", "copier"):
+        for manager in ("kustomize", "flux", "argocd", "copier"):
             automerge = False  # Renovate's default; later matching rules override earlier ones
             for rule in rules:
                 if rule_applies(rule, path, manager) and "automerge" in rule:
@@ -376,11 +390,73 @@ def test_ci_guards_the_alert_rule_check_with_a_search(ci, tmp_path_factory):
     assert "grep -rqE --include='*.yaml' --include='*.yml' '^kind: *PrometheusRule' ." in text
 
 
-def test_branch_protection_requires_exactly_the_validate_jobs(tmp_path_factory):
-    repo, _ = repo_of(tmp_path_factory, "github")
+@pytest.mark.parametrize("shape", SHAPES)
+def test_branch_protection_requires_exactly_the_validate_jobs(shape, tmp_path_factory):
+    repo, _ = render(tmp_path_factory, "github", shape)
     jobs = {job["name"] for job in load_workflow(repo, "validate.yaml")["jobs"].values()}
     guide = (repo / "docs" / "branch-protection.md").read_text()
     contexts = set(re.findall(r'\{"context": "([^"]+)"\}', guide))
     assert contexts == jobs
     for name in jobs:
         assert f"`{name}`" in guide, name
+
+
+# --- the engine decides the engine-specific checks ------------------------------------------------
+
+
+def ci_text(ci: str, repo: Path) -> str:
+    return (repo / (".github/workflows/validate.yaml" if ci == "github" else ".gitlab-ci.yml")).read_text()
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_argocd_ci_checks_the_rbac_policy_and_nothing_of_flux(ci, tmp_path_factory):
+    flux_repo, _ = repo_of(tmp_path_factory, ci)
+    argocd_repo, answers = render(tmp_path_factory, ci, "argocd")
+    assert answers["engine"] == "argocd"
+    assert "flux migrate -f . --yes" in ci_text(ci, flux_repo) and "argocd" not in ci_text(ci, flux_repo).lower()
+    text = ci_text(ci, argocd_repo)
+    assert "flux" not in text.lower()
+    assert "python scripts/check-argocd-rbac.py ." in text
+    assert "cli_checksums.txt" in text and "sha256sum --check" in text  # the CLI download is verified
+    assert (argocd_repo / "scripts/check-argocd-rbac.py").is_file() and not (flux_repo / "scripts/check-argocd-rbac.py").exists()
+    if ci == "gitlab":
+        pipeline = yaml.safe_load(text)
+        assert "deprecated-apis" not in pipeline and pipeline["argocd-rbac"]["extends"] == ".checks"
+
+
+FAKE_ARGOCD = """#!/bin/sh
+# Stands in for the argocd CLI: `rbac validate` succeeds, `rbac can` answers $ANSWER.
+printf '%s\\n' "$*" >> "$CALLS"
+case "$4" in
+  validate) echo "Policy is valid." ;;
+  can) echo "$ANSWER"; [ "$ANSWER" = Yes ] ;;
+esac
+"""
+
+
+def test_argocd_rbac_script_passes_the_generated_policy_and_catches_an_open_default(tmp_path_factory, tmp_path):
+    source, _ = render(tmp_path_factory, "none", "argocd")
+    repo = tmp_path / "repo"
+    shutil.copytree(source, repo)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "argocd").write_text(FAKE_ARGOCD)
+    (bin_dir / "argocd").chmod(0o755)
+    calls = tmp_path / "calls"
+
+    def run(answer: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ANSWER": answer, "CALLS": str(calls)}
+        return subprocess.run([sys.executable, "scripts/check-argocd-rbac.py", "."], cwd=repo, capture_output=True, text=True, env=env)
+
+    passed = run("No")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "rbac validate --policy-file" in calls.read_text() and "rbac can someone-without-groups" in calls.read_text()
+    opened = run("Yes")  # a policy.default that grants something
+    assert opened.returncode == 1 and "FAILED" in opened.stdout
+    values = repo / "infrastructure/controllers/argo-cd/values.yaml"
+    values.write_text(values.read_text().replace("policy.csv: |", "policy.csv: |\n      # emptied\n    unused: |", 1))
+    emptied = run("No")
+    assert emptied.returncode == 1 and "policy.csv" in emptied.stdout
+    without_cli = subprocess.run([sys.executable, "scripts/check-argocd-rbac.py", "."], cwd=repo, capture_output=True, text=True,
+                                 env={**os.environ, "PATH": "/nonexistent"})
+    assert without_cli.returncode == 2 and "argocd CLI" in without_cli.stdout

@@ -462,7 +462,8 @@ def test_security_and_secrets_docs_fit_the_variant(repo):
     else:
         assert "kubeseal" not in secrets_doc and "sops updatekeys" in secrets_doc and "Sealed Secrets" in secrets_doc
     security = (path / "docs/security.md").read_text()
-    for heading in ("## Pod Security Standards", "## Network model", "## Tenants, Flux and RBAC", "## Git access and credential rotation",
+    engine_headings = ("## Tenants, Flux and RBAC",) if answers["engine"] == "flux" else ("## Tenants, Argo CD and RBAC", "## Argo CD access")
+    for heading in ("## Pod Security Standards", "## Network model", *engine_headings, "## Git access and credential rotation",
                     "## Signed commits", "## Break-glass access", "## Audit logging"):
         assert heading in security
     assert "CNI must enforce NetworkPolicy" in security and "read-only" in security

@@ -1,5 +1,5 @@
 """Generated repos for the CI and documentation tests: one per CI provider, plus shapes that switch
-the templates' conditional branches (a single environment without apps)."""
+the templates' conditional branches (a single environment without apps, the Argo CD engine)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,19 @@ SHAPES: dict[str, dict[str, Any]] = {
         "teams": [{"name": "solo", "groups": ["solo-devs"]}],
         "apps": [],
         "default_branch": "trunk",
+    },
+    # Argo CD: its own docs, CI checks, code owners and Renovate manager; the second shape switches the
+    # branches for an HTTPS URL on GitLab, signed commits and a single environment without apps.
+    "argocd": {"engine": "argocd"},
+    "argocd-single-env": {
+        "engine": "argocd",
+        "git_url": "https://gitlab.example.com/platform/acme-platform.git",
+        "environments": ["live"],
+        "clusters": [{"name": "live-1", "environment": "live"}],
+        "teams": [{"name": "solo", "groups": ["solo-devs"]}],
+        "apps": [],
+        "verify": "gpg",
+        "alerts_to": "none",
     },
 }
 
