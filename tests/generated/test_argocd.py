@@ -11,11 +11,9 @@ import pytest
 import yaml
 from lupa import LuaRuntime
 
-from generator.render import render_repo
-
 from .test_generated_repos import VARIANTS
+from .variants import generate
 
-TEMPLATE = Path(__file__).resolve().parents[2]
 IN_CLUSTER = "https://kubernetes.default.svc"
 ARGOCD = sorted(name for name, answers in VARIANTS.items() if answers.get("engine") == "argocd")
 # Applications whose deletion must not cascade: the root (it would take the whole cluster with it), Argo CD
@@ -25,15 +23,8 @@ NO_FINALIZER = {"root", "argo-cd", "sealed-secrets"}
 
 @pytest.fixture(scope="module", params=ARGOCD)
 def repo(request, tmp_path_factory) -> tuple[Path, dict, list]:
-    from pytest_copie.plugin import Copie
-
-    workdir = tmp_path_factory.mktemp(f"argocd-{request.param}")
-    copie = Copie(default_template_dir=TEMPLATE, test_dir=workdir, config_file=workdir / "none.yml")
-    result = copie.copy(extra_answers={"project_name": "acme-platform", **VARIANTS[request.param]})
-    assert result.exit_code == 0, result.exception
-    rendered = render_repo(result.project_dir)
-    assert [r.error for r in rendered if r.error] == []
-    return result.project_dir, result.answers, rendered
+    generated = generate(tmp_path_factory, VARIANTS[request.param])
+    return generated.repo, generated.answers, generated.rendered
 
 
 def test_the_matrix_has_argocd_variants():

@@ -13,6 +13,8 @@ import yaml
 from generator.render import render_repo
 from generator.validate import validate_repo
 
+from .variants import generate
+
 # Checks the hardened manifests are allowed to miss, with the reason (DESIGN.md):
 # CKV_K8S_43 digest pinning is Renovate's job; CKV_K8S_15 follows from tags; CKV_K8S_35 is about env secrets.
 CHECKOV_SKIPS = "CKV_K8S_43,CKV_K8S_15,CKV_K8S_35"
@@ -103,14 +105,8 @@ VARIANTS = {
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def generated(request, tmp_path_factory) -> tuple[str, Path, dict]:
-    from pytest_copie.plugin import Copie
-
-    answers = {"project_name": "acme-platform", **VARIANTS[request.param]}
-    workdir = tmp_path_factory.mktemp(request.param)
-    copie = Copie(default_template_dir=Path(__file__).resolve().parents[2], test_dir=workdir, config_file=workdir / "none.yml")
-    result = copie.copy(extra_answers=answers)
-    assert result.exit_code == 0, result.exception
-    return request.param, result.project_dir, result.answers
+    repo = generate(tmp_path_factory, VARIANTS[request.param])
+    return request.param, repo.repo, repo.answers
 
 
 def test_layout_follows_the_answers(generated):

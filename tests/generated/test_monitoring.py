@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator.render import render_repo
 from generator.validate import validate_repo
+
+from .variants import generate
 
 BIN = Path(sys.executable).parent
 PROMTOOL = shutil.which("promtool")
@@ -93,24 +94,11 @@ SEVERITIES = {"critical", "warning", "info"}
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-_rendered: dict[str, tuple[str, Path, dict, list[dict]]] = {}
-
-
 def _generate(variant: str, tmp_path_factory) -> tuple[str, Path, dict, list[dict]]:
-    """(variant, repo, answers, rendered objects of every entrypoint), rendered once per session."""
-    if variant not in _rendered:
-        from pytest_copie.plugin import Copie
-
-        answers = {"project_name": "acme-platform", **VARIANTS[variant]}
-        workdir = tmp_path_factory.mktemp(f"monitoring-{variant}")
-        copie = Copie(default_template_dir=Path(__file__).resolve().parents[2], test_dir=workdir, config_file=workdir / "none.yml")
-        result = copie.copy(extra_answers=answers)
-        assert result.exit_code == 0, result.exception
-        results = render_repo(result.project_dir)
-        assert [r.error for r in results if r.error] == []
-        objects = [{**o.data, "_entrypoint": r.entrypoint.rel} for r in results for o in r.objects]
-        _rendered[variant] = (variant, result.project_dir, result.answers, objects)
-    return _rendered[variant]
+    """(variant, repo, answers, rendered objects of every entrypoint, each with its `_entrypoint`)."""
+    generated = generate(tmp_path_factory, VARIANTS[variant])
+    objects = [{**o.data, "_entrypoint": r.entrypoint.rel} for r in generated.rendered for o in r.objects]
+    return variant, generated.repo, generated.answers, objects
 
 
 @pytest.fixture(params=sorted(VARIANTS))

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator.render import find_tool, render_repo
+from generator.render import find_tool
 
 from ..test_docs import REPO_FILE, Markdown, broken_links
 from .test_generated_repos import VARIANTS
+from .variants import generate
 
-TEMPLATE = Path(__file__).resolve().parents[2]
 POD_SPEC = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
             "DaemonSet": ("spec", "template", "spec"), "Job": ("spec", "template", "spec"),
             "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"), "Pod": ("spec",)}
@@ -34,15 +34,8 @@ FLUX_CONTROLLERS = ["source-controller", *sorted(set().union(*LOCKDOWN.values())
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def repo(request, tmp_path_factory) -> tuple[Path, dict, list]:
-    from pytest_copie.plugin import Copie
-
-    workdir = tmp_path_factory.mktemp(f"security-{request.param}")
-    copie = Copie(default_template_dir=TEMPLATE, test_dir=workdir, config_file=workdir / "none.yml")
-    result = copie.copy(extra_answers={"project_name": "acme-platform", **VARIANTS[request.param]})
-    assert result.exit_code == 0, result.exception
-    rendered = render_repo(result.project_dir)
-    assert [r.error for r in rendered if r.error] == []
-    return result.project_dir, result.answers, rendered
+    generated = generate(tmp_path_factory, VARIANTS[request.param])
+    return generated.repo, generated.answers, generated.rendered
 
 
 def objects(rendered, kind: str | None = None) -> list[dict]:
