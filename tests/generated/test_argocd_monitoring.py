@@ -21,6 +21,8 @@ from .test_monitoring import (
     BIN,
     SEVERITIES,
     STACK_METRICS,
+    assert_no_file_mentions,
+    assert_promtool_accepts,
     dashboard_queries,
     dashboards,
     expected_doc_url,
@@ -210,12 +212,7 @@ def test_every_prometheus_rule_passes_promtool_check(monitored, tmp_path):
     rules = prometheus_rules(objects)
     expected = {("monitoring", "argocd")} | {(a["team"], f"{a['name']}-{suffix}") for a in answers["apps"] for suffix in ("sli", "alerts")}
     assert set(rules) == expected
-    files = []
-    for (namespace, name), obj in rules.items():
-        files.append(tmp_path / f"{namespace}-{name}.rules.yaml")
-        files[-1].write_text(yaml.safe_dump(obj["spec"], sort_keys=False))
-    run = run_promtool("check", "rules", *files)
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert_promtool_accepts(rules, tmp_path)
 
 
 def test_argocd_alerts_have_a_severity_and_a_runbook(monitored):
@@ -521,7 +518,7 @@ def test_notification_secret_keys_are_in_the_sealed_stub_of_every_environment(no
         # The sealing command in the comments creates exactly these keys.
         comments = (directory / "argocd-notifications-secret.yaml").read_text()
         assert set(re.findall(r"--from-(?:file|literal)=([\w-]+)=", comments)) == referenced, env
-        assert f"--namespace argocd --name argocd-notifications-secret" in comments
+        assert "--namespace argocd --name argocd-notifications-secret" in comments
         assert "argocd-notifications-secret.yaml" in yaml.safe_load((directory / "kustomization.yaml").read_text())["resources"]
     rendered = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in unique(objects, "SealedSecret").values()}
     assert ("argocd", "argocd-notifications-secret") in rendered
@@ -589,13 +586,4 @@ def test_monitoring_off_leaves_nothing_behind(tmp_path_factory):
     values = argocd_values(repo)
     assert values["notifications"]["enabled"] is False
     assert all(values[key]["metrics"]["enabled"] is False for key in ("controller", "server", "repoServer", "applicationSet"))
-    for path in repo.rglob("*"):
-        rel = path.relative_to(repo).as_posix()
-        if not path.is_file() or rel.startswith(".git/") or rel in (".copier-answers.yml", "scripts/check-alert-rules.py"):
-            continue
-        text = path.read_text(errors="replace")
-        if path.suffix in (".yaml", ".yml"):  # YAML comments may explain what is absent
-            text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-        found = [marker for marker in MONITORING_MARKERS if marker in text]
-        assert found == [], rel
-        assert "monitoring" not in rel and "notifications" not in rel and "servicemonitor" not in rel, rel
+    assert_no_file_mentions(repo, MONITORING_MARKERS, ("monitoring", "notifications", "servicemonitor"))

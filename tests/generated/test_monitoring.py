@@ -197,6 +197,30 @@ def run_promtool(*args: str | Path, cwd: Path | None = None) -> subprocess.Compl
     assert PROMTOOL, "promtool is required: install the Debian package `prometheus` (.ci/run does)"
     return subprocess.run([PROMTOOL, *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
+def assert_promtool_accepts(rules: dict[tuple[str, str], dict], tmp_path: Path) -> None:
+    """`promtool check rules` on every PrometheusRule, one file each."""
+    files = []
+    for (namespace, name), obj in rules.items():
+        files.append(tmp_path / f"{namespace}-{name}.rules.yaml")
+        files[-1].write_text(yaml.safe_dump(obj["spec"], sort_keys=False))
+    run = run_promtool("check", "rules", *files)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def assert_no_file_mentions(repo: Path, markers: tuple[str, ...], path_parts: tuple[str, ...]) -> None:
+    """No file of the repo contains a marker (YAML comments aside) or has one of path_parts in its path."""
+    for path in repo.rglob("*"):
+        rel = path.relative_to(repo).as_posix()
+        if not path.is_file() or rel.startswith(".git/") or rel in (".copier-answers.yml", "scripts/check-alert-rules.py"):
+            continue
+        text = path.read_text(errors="replace")
+        if path.suffix in (".yaml", ".yml"):  # YAML comments may explain what is absent
+            text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        found = [marker for marker in markers if marker in text]
+        assert found == [], rel
+        assert not [part for part in path_parts if part in rel], rel
+
+
 
 # --- every variant ------------------------------------------------------------------------------------
 
@@ -207,14 +231,9 @@ def test_every_prometheus_rule_passes_promtool_check(generated, tmp_path):
     if not answers["monitoring"]:
         assert rules == {}
         return
-    files = []
-    for (namespace, name), obj in rules.items():
-        files.append(tmp_path / f"{namespace}-{name}.rules.yaml")
-        files[-1].write_text(yaml.safe_dump(obj["spec"], sort_keys=False))
     expected = {("monitoring", "flux")} | {(a["team"], f"{a['name']}-{suffix}") for a in answers["apps"] for suffix in ("sli", "alerts")}
     assert set(rules) == expected
-    run = run_promtool("check", "rules", *files)
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert_promtool_accepts(rules, tmp_path)
 
 
 def test_every_alert_has_a_severity_and_a_runbook_in_docs(generated):
@@ -495,16 +514,7 @@ def test_monitoring_off_leaves_nothing_behind(monitoring_off):
     # The CI's rule checker is generic and has nothing to check.
     run = subprocess.run([sys.executable, str(repo / "scripts/check-alert-rules.py"), str(repo)], capture_output=True, text=True)
     assert run.returncode == 0 and "No PrometheusRule found" in run.stdout, run.stdout + run.stderr
-    for path in repo.rglob("*"):
-        rel = path.relative_to(repo).as_posix()
-        if not path.is_file() or rel.startswith(".git/") or rel in (".copier-answers.yml", "scripts/check-alert-rules.py"):
-            continue
-        text = path.read_text(errors="replace")
-        if path.suffix in (".yaml", ".yml"):  # YAML comments may explain what is absent
-            text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-        found = [marker for marker in MONITORING_MARKERS if marker in text]
-        assert found == [], rel
-        assert "monitoring" not in rel and "flux-notifications" not in rel and "servicemonitor" not in rel, rel
+    assert_no_file_mentions(repo, MONITORING_MARKERS, ("monitoring", "flux-notifications", "servicemonitor"))
     # Flux ordering is untouched: nothing waits for monitoring.
     for cluster in answers["clusters"]:
         for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml"):
