@@ -90,20 +90,25 @@ def check_references(results: list[RenderResult], repo: Path) -> ReferenceResult
     repo = Path(os.path.realpath(repo))
     out: list[tuple[RenderedObject, Violation]] = []
     scopes = _scopes(results, repo)
-    pods = [_pod_templates(r.objects) for r in results]
-    for i, result in enumerate(results):
+
+    def guards_a_neighbour(i: int, policy: dict) -> bool:
         # A NetworkPolicy may guard pods another entrypoint of the same cluster deploys (the platform's
         # policies in tenants/ for the apps Argo CD syncs from apps/): it selects no pods only if no
         # entrypoint applied with it has a match.
-        neighbours = set().union(*(members for _, members in scopes if i in members)) or set(range(len(results)))
-        for obj, violation in _same_build(result.objects):
-            if violation.check is NETWORK_POLICY and any(
-                ns == _namespace(obj.data) and _matches((obj.data.get("spec") or {}).get("podSelector") or {}, labels)
-                for j in neighbours
-                for ns, labels in pods[j]
-            ):
-                continue
-            out.append((obj, violation))
+        neighbours = set().union(*(members for _, members in scopes if i in members)) or range(len(results))
+        selector = (policy.get("spec") or {}).get("podSelector") or {}
+        return any(
+            ns == _namespace(policy) and _matches(selector, labels)
+            for j in neighbours
+            for ns, labels in _pod_templates(results[j].objects)
+        )
+
+    for i, result in enumerate(results):
+        out += [
+            (obj, violation)
+            for obj, violation in _same_build(result.objects)
+            if violation.check is not NETWORK_POLICY or not guards_a_neighbour(i, obj.data)
+        ]
     keys = [_keys(r.objects) for r in results]
     scope_keys = [(root, frozenset().union(BOOTSTRAP_OBJECTS, *(keys[i] for i in members))) for root, members in scopes]
     everywhere = frozenset().union(BOOTSTRAP_OBJECTS, *keys)
