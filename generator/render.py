@@ -246,6 +246,12 @@ def scan_manifests(directory: Path, recursive: bool = True) -> list[Path]:
     return found
 
 
+def argocd_sources(app_spec: dict) -> list[dict]:
+    """The sources of an Argo CD Application spec: its single `source` or its `sources`."""
+    sources = [app_spec["source"]] if app_spec.get("source") else list(app_spec.get("sources") or [])
+    return [s for s in sources if isinstance(s, dict)]
+
+
 def _declared_paths(obj: dict) -> list[tuple[str, str, dict]]:
     """(mode, repo-relative path, spec) for each source path a Flux/Argo CD object points at."""
     api, kind, spec = str(obj.get("apiVersion", "")), obj.get("kind"), obj.get("spec") or {}
@@ -253,12 +259,11 @@ def _declared_paths(obj: dict) -> list[tuple[str, str, dict]]:
         return [("flux", spec.get("path") or ".", spec)]
     if api.startswith("argoproj.io/") and kind in ("Application", "ApplicationSet"):
         app = ((spec.get("template") or {}).get("spec") or {}) if kind == "ApplicationSet" else spec
-        sources = [app["source"]] if app.get("source") else list(app.get("sources") or [])
         # Helm-chart sources and generator-templated paths are not directories of this repo.
         return [
             ("argocd", s["path"], s)
-            for s in sources
-            if isinstance(s, dict) and s.get("path") and not s.get("chart") and "{{" not in s["path"]
+            for s in argocd_sources(app)
+            if s.get("path") and not s.get("chart") and "{{" not in s["path"]
         ]
     return []
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths
+from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, argocd_sources
 from .checks import Check, Violation
 from .policy import POD_SPEC_PATHS, skipped_checks
 
@@ -209,8 +209,7 @@ def _helm_namespaces(objects: list[RenderedObject]) -> set[str | None]:
         if data.get("kind") == "HelmRelease" and api.startswith("helm.toolkit.fluxcd.io/"):
             found.add(spec.get("targetNamespace") or _namespace(data))
         elif data.get("kind") == "Application" and api.startswith("argoproj.io/"):
-            sources = [spec["source"]] if spec.get("source") else list(spec.get("sources") or [])
-            if any(isinstance(s, dict) and s.get("chart") for s in sources):
+            if any(s.get("chart") for s in argocd_sources(spec)):
                 found.add((spec.get("destination") or {}).get("namespace"))
     return found
 
@@ -400,8 +399,7 @@ def _is_external(data: dict, own_urls: set[str], git_urls: dict[tuple, str]) -> 
         url = git_urls.get((ref_ns, name))
         return url is not None and _normal_url(url) not in own_urls
     # Argo CD: a source names its repoURL.
-    sources = [spec["source"]] if spec.get("source") else list(spec.get("sources") or [])
-    urls = {_normal_url(str(s.get("repoURL", ""))) for s in sources if isinstance(s, dict)}
+    urls = {_normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(spec)}
     return bool(own_urls) and bool(urls) and urls.isdisjoint(own_urls)
 
 
