@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from generator.answers import commit_status_type
 from generator.validate import validate_repo
 
 from .test_monitoring import (
@@ -26,6 +27,7 @@ from .test_monitoring import (
     dashboard_queries,
     dashboards,
     expected_doc_url,
+    generate_variant,
     github_anchor,
     metric_names,
     prometheus_rules,
@@ -33,7 +35,6 @@ from .test_monitoring import (
     run_promtool,
     unique,
 )
-from .variants import generate
 
 UNIT_TESTS = Path(__file__).parent / "promtool" / "argocd"
 LONG = "a" * 36  # DNS labels at the 40-character limit with a suffix
@@ -164,10 +165,7 @@ SECRET_REF = re.compile(r"\$([\w-]+)")
 
 
 def _generate(variant: str, tmp_path_factory) -> tuple[str, Path, dict, list[dict]]:
-    """(variant, repo, answers, rendered objects of every entrypoint, each with its `_entrypoint`)."""
-    generated = generate(tmp_path_factory, VARIANTS[variant])
-    objects = [{**o.data, "_entrypoint": r.entrypoint.rel} for r in generated.rendered for o in r.objects]
-    return variant, generated.repo, generated.answers, objects
+    return generate_variant(variant, tmp_path_factory, VARIANTS)
 
 
 @pytest.fixture(params=sorted(VARIANTS))
@@ -190,8 +188,7 @@ def notify(answers: dict) -> bool:
 
 
 def commit_status_provider(answers: dict) -> str:
-    host = answers["git_url"].split("/")[2].split("@")[-1].split(":")[0]
-    return "github" if "github" in host else "gitlab" if "gitlab" in host else ""
+    return commit_status_type(answers["git_url"]) or ""
 
 
 def argocd_values(repo: Path) -> dict:

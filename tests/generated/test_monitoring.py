@@ -94,27 +94,28 @@ SEVERITIES = {"critical", "warning", "info"}
 # --- rendering ----------------------------------------------------------------------------------------
 
 
-def _generate(variant: str, tmp_path_factory) -> tuple[str, Path, dict, list[dict]]:
-    """(variant, repo, answers, rendered objects of every entrypoint, each with its `_entrypoint`)."""
-    generated = generate(tmp_path_factory, VARIANTS[variant])
+def generate_variant(variant: str, tmp_path_factory, variants: dict[str, dict] | None = None) -> tuple[str, Path, dict, list[dict]]:
+    """(variant, repo, answers, rendered objects of every entrypoint, each with its `_entrypoint`), for a
+    variant of this module's VARIANTS or of `variants`."""
+    generated = generate(tmp_path_factory, (variants or VARIANTS)[variant])
     objects = [{**o.data, "_entrypoint": r.entrypoint.rel} for r in generated.rendered for o in r.objects]
     return variant, generated.repo, generated.answers, objects
 
 
 @pytest.fixture(params=sorted(VARIANTS))
 def generated(request, tmp_path_factory) -> tuple[str, Path, dict, list[dict]]:
-    return _generate(request.param, tmp_path_factory)
+    return generate_variant(request.param, tmp_path_factory)
 
 
 @pytest.fixture
 def defaults_repo(tmp_path_factory):
     """The promtool unit tests are written against the default answers."""
-    return _generate("defaults", tmp_path_factory)
+    return generate_variant("defaults", tmp_path_factory)
 
 
 @pytest.fixture
 def monitoring_off(tmp_path_factory):
-    return _generate("off", tmp_path_factory)
+    return generate_variant("off", tmp_path_factory)
 
 
 def unique(objects: list[dict], kind: str, api_prefix: str = "") -> dict[tuple[str, str], dict]:
