@@ -102,7 +102,7 @@ def _builtin_validator(version: str, definition: str) -> Validator:
 # --- CRDs rendered by the repo -----------------------------------------------------------------------
 
 
-def crd_schemas(crd: dict) -> dict[tuple[str, str, str], dict]:
+def crd_schemas(crd: dict, *, drop_descriptions: bool = False) -> dict[tuple[str, str, str], dict]:
     """(group, version, kind) -> strict JSON schema for each version of a CustomResourceDefinition."""
     spec = crd.get("spec") or {}
     group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
@@ -110,7 +110,7 @@ def crd_schemas(crd: dict) -> dict[tuple[str, str, str], dict]:
     for v in spec.get("versions") or []:
         schema = (v.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
         if schema:
-            strict = _strict(schema)  # a converted copy; the CRD object stays as rendered
+            strict = _strict(schema, drop_descriptions=drop_descriptions)  # a converted copy; the CRD object stays as rendered
             props = strict.setdefault("properties", {})
             for key in ("apiVersion", "kind"):
                 props.setdefault(key, {"type": "string"})
@@ -119,15 +119,40 @@ def crd_schemas(crd: dict) -> dict[tuple[str, str, str], dict]:
     return out
 
 
-def _strict(node):
-    """OpenAPI v3 structural schema -> JSON schema that rejects unknown fields, as the API server prunes them."""
-    if isinstance(node, list):
-        return [_strict(n) for n in node]
+# Keywords whose value is one subschema, a list of subschemas, or a map of name -> subschema. Everything else
+# (enum, default, example, x-kubernetes-validations, ...) is data and is never rewritten, so a field that happens
+# to be called "nullable" or "properties" stays a field.
+_ONE_SCHEMA = ("items", "additionalProperties", "not", "additionalItems")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_SCHEMA_MAPS = ("properties", "patternProperties", "definitions", "$defs")
+
+
+def _strict(node, *, drop_descriptions: bool = False):
+    """OpenAPI v3 structural schema -> JSON schema that rejects unknown fields, as the API server prunes them.
+
+    Honours ``x-kubernetes-preserve-unknown-fields`` (left open), ``x-kubernetes-int-or-string`` (integer or
+    string), ``nullable`` and ``x-kubernetes-embedded-resource``.
+    """
+    if isinstance(node, list):  # OpenAPI v2 style tuple items
+        return [_strict(n, drop_descriptions=drop_descriptions) for n in node]
     if not isinstance(node, dict):
         return node
-    node = {k: _strict(v) for k, v in node.items()}
-    if node.pop("nullable", False) and isinstance(node.get("type"), str):
+    out = {}
+    for key, value in node.items():
+        if drop_descriptions and key == "description":
+            continue
+        if key in _ONE_SCHEMA and isinstance(value, (dict, list)):
+            value = _strict(value, drop_descriptions=drop_descriptions)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            value = [_strict(v, drop_descriptions=drop_descriptions) for v in value]
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            value = {k: _strict(v, drop_descriptions=drop_descriptions) for k, v in value.items()}
+        out[key] = value
+    node = out
+    if node.pop("nullable", False) is True and isinstance(node.get("type"), str):
         node["type"] = [node["type"], "null"]
+        if isinstance(node.get("enum"), list) and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
     if node.get("x-kubernetes-int-or-string") and "anyOf" not in node:
         node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     if node.get("x-kubernetes-embedded-resource") and "properties" in node:
