@@ -42,6 +42,16 @@ class BuildError(Exception):
     pass
 
 
+class CrdLoader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's "=" (value) type, which PyYAML cannot construct (CRD enums list "=")."""
+
+
+CrdLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def git(git_dir: Path, *args: str) -> str:
     res = subprocess.run(["git", "--git-dir", str(git_dir), *args], capture_output=True, text=True)
     if res.returncode:
@@ -108,7 +118,7 @@ def build_source(src: dict, git_dir: Path) -> dict[str, tuple[dict, dict]]:
     versions = set(src.get("versions") or [])
     out: dict[str, tuple[dict, dict]] = {}
     for path in [p for entry in src["paths"] for p in crd_files(git_dir, tag, entry)]:
-        for crd in yaml.safe_load_all(git(git_dir, "show", f"{tag}:{path}")):
+        for crd in yaml.load_all(git(git_dir, "show", f"{tag}:{path}"), Loader=CrdLoader):
             if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
                 continue
             spec = crd["spec"]
