@@ -181,8 +181,9 @@ def validate(
     path: Annotated[Path, typer.Argument(help="GitOps repository to check (default: current directory).", show_default=False)] = Path("."),
     schema_location: Annotated[
         Optional[list[str]],
-        typer.Option("--schema-location", "-s", metavar="LOC", help="CRD schemas: a directory or URL template in kubeconform's {group}/{kind}_{version}.json layout. Repeatable. Default: $GITOPS_FORGE_SCHEMAS, else the CRDs-catalog (cached)."),
+        typer.Option("--schema-location", "-s", metavar="LOC", help="More CRD schemas, tried before the bundled ones: a directory or URL template in kubeconform's {group}/{kind}_{version}.json layout. Repeatable. Default: $GITOPS_FORGE_SCHEMAS."),
     ] = None,
+    no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Do not look up kinds the bundled schemas and the repo lack in the online CRDs-catalog (air-gapped CI).")] = False,
     kubernetes_version: Annotated[
         Optional[str], typer.Option("--kubernetes-version", metavar="VERSION", help="Kubernetes version of the built-in schemas, e.g. 1.33 (default: newest bundled).")
     ] = None,
@@ -197,7 +198,8 @@ def validate(
     try:
         fmt = check_format(output_format)
         report = run(path, schema_locations=schema_location, kubernetes_version=kubernetes_version,
-                     ignore_missing_schemas=ignore_missing_schemas, skip=parse_skip(skip))
+                     ignore_missing_schemas=ignore_missing_schemas, skip=parse_skip(skip),
+                     schema_catalog="" if no_catalog else None)
     except ValidateSetupError as error:
         raise _fail(str(error)) from None
     typer.echo(render(report, fmt, repo=path, version=_installed_version()), nl=False)

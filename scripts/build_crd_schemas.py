@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=".schemas-"))
+    tmp.chmod(0o755)
     for name, (schema, _) in sorted(schemas.items()):
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / name).write_text(json.dumps(schema, separators=(",", ":")) + "\n", encoding="utf-8")

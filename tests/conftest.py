@@ -8,20 +8,25 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Public fallback, so the suite also runs outside this workplace (schemas are cached after the first fetch).
-CRDS_CATALOG = "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+# Schemas of kinds only the test fixtures use (cert-manager); the template's kinds come from the bundled schemas.
+TEST_SCHEMAS = REPO_ROOT / "tests" / "validate" / "schemas"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_online_schema_catalog():
+    """The suite uses the schemas in the checkout only: no test reaches the online CRDs-catalog unless it sets
+    $GITOPS_FORGE_SCHEMA_CATALOG itself."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GITOPS_FORGE_SCHEMA_CATALOG", "none")
+        yield
 
 
 @pytest.fixture(scope="session")
 def schema_locations() -> list[str]:
-    """CRD schema locations, found the way a user's CI would: $GITOPS_FORGE_SCHEMAS (comma-separated dirs or
-    URL templates), else ../shared/schemas next to the checkout, else the CRDs-catalog URL template."""
-    if env := os.environ.get("GITOPS_FORGE_SCHEMAS"):
-        return [loc.strip() for loc in env.split(",") if loc.strip()]
-    shared = REPO_ROOT.parent / "shared" / "schemas"
-    if shared.is_dir():
-        return [str(shared)]
-    return [CRDS_CATALOG]
+    """Extra CRD schema locations, tried before the bundled schemas: $GITOPS_FORGE_SCHEMAS (comma-separated dirs
+    or URL templates, e.g. ../shared/schemas) if set, then the test-only schemas."""
+    env = os.environ.get("GITOPS_FORGE_SCHEMAS", "")
+    return [*(loc.strip() for loc in env.split(",") if loc.strip()), str(TEST_SCHEMAS)]
 
 
 @pytest.fixture

@@ -12,16 +12,13 @@ from pathlib import Path
 from ..render import Entrypoint, RenderedObject, _kustomization_file, discover_entrypoints, render_repo
 from . import kustomizations, policy, references
 from .checks import CORE_CHECKS, MISSING_SCHEMA, RENDER, SCHEMA, Check
-from .schemas import SchemaStore
+from .schemas import CRDS_CATALOG, SchemaStore
 
 SCHEMA_CHECK = SCHEMA.id
 RENDER_CHECK = RENDER.id
 MISSING_SCHEMA_CHECK = MISSING_SCHEMA.id
 SCHEMAS_ENV = "GITOPS_FORGE_SCHEMAS"
-# kubeconform's convention; the public catalog of CRD schemas (fetched once, then cached).
-CRDS_CATALOG = (
-    "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
-)
+CATALOG_ENV = "GITOPS_FORGE_SCHEMA_CATALOG"
 
 
 def catalog() -> dict[str, Check]:
@@ -31,10 +28,20 @@ def catalog() -> dict[str, Check]:
 
 
 def default_schema_locations() -> list[str]:
-    """$GITOPS_FORGE_SCHEMAS (comma-separated directories or URL templates), else the CRDs-catalog URL template."""
+    """$GITOPS_FORGE_SCHEMAS (comma-separated directories or URL templates), tried before the bundled schemas."""
     if env := os.environ.get(SCHEMAS_ENV, "").strip():
         return [loc.strip() for loc in env.split(",") if loc.strip()]
-    return [CRDS_CATALOG]
+    return []
+
+
+def default_schema_catalog() -> str | None:
+    """The online lookup tried last: $GITOPS_FORGE_SCHEMA_CATALOG (a URL template; empty or "none": no online
+    lookup), else the CRDs-catalog."""
+    env = os.environ.get(CATALOG_ENV)
+    if env is None:
+        return CRDS_CATALOG
+    env = env.strip()
+    return None if env.lower() in ("", "none", "off") else env
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,9 @@ class Report:
     ignore_missing_schemas: bool = False
     skipped_checks: list[str] = field(default_factory=list)
     kubernetes_version: str = ""
-    schema_locations: list[str] = field(default_factory=list)
+    schema_locations: list[str] = field(default_factory=list)  # given by the user; tried first
+    bundled_schemas: bool = True
+    schema_catalog: str | None = None  # tried last
 
     @property
     def counts(self) -> dict[str, int]:
@@ -94,6 +103,11 @@ class Report:
         }
 
     @property
+    def kinds_without_schema(self) -> list[str]:
+        """``apiVersion Kind`` of each kind that had no schema: these need a --schema-location."""
+        return sorted({f"{m.api_version} {m.kind}" for m in self.missing_schemas})
+
+    @property
     def ok(self) -> bool:
         """No errors, every entrypoint rendered, and every object had a schema (unless told to ignore that).
         Warnings are reported but do not fail."""
@@ -101,7 +115,7 @@ class Report:
         return not (c["errors"] or c["render_errors"] or (c["missing_schemas"] and not self.ignore_missing_schemas))
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "counts": self.counts, "ok": self.ok}
+        return {**asdict(self), "counts": self.counts, "kinds_without_schema": self.kinds_without_schema, "ok": self.ok}
 
 
 def _identity(obj: RenderedObject) -> dict:
@@ -138,14 +152,20 @@ def validate_repo(
     ignore_missing_schemas: bool = False,
     skip: Iterable[str] = (),
     on_progress: Progress | None = None,
+    schema_catalog: str | None = None,
+    bundled_schemas: bool = True,
 ) -> Report:
-    """Render and check a repo. Raises RenderToolMissing without kustomize/kubectl, ValueError on bad options
-    (an unknown Kubernetes version, schema location placeholder or check id)."""
+    """Render and check a repo. CRD schemas come from ``schema_locations``, then the bundled schemas, then the
+    repo's CRDs, then ``schema_catalog`` (None: default_schema_catalog(); "": no online lookup).
+    Raises RenderToolMissing without kustomize/kubectl, ValueError on bad options (an unknown Kubernetes
+    version, schema location placeholder or check id)."""
     known = catalog()
     skip = sorted({s.strip().upper() for s in skip if s.strip()})
     if unknown := [s for s in skip if s not in known]:
         raise ValueError(f"Unknown check id(s) {', '.join(unknown)}; the checks are {', '.join(known)}.")
-    store = SchemaStore(schema_locations, kubernetes_version)  # bad options fail before any rendering
+    catalog_url = default_schema_catalog() if schema_catalog is None else (schema_catalog or None)
+    # Bad options fail before any rendering.
+    store = SchemaStore(schema_locations, kubernetes_version, bundled=bundled_schemas, catalog=catalog_url)
     repo = Path(os.path.realpath(path))
     progress = on_progress or (lambda _stage, _done, _total: None)
 
@@ -166,6 +186,8 @@ def validate_repo(
         skipped_checks=skip,
         kubernetes_version=store.kubernetes_version,
         schema_locations=list(schema_locations),
+        bundled_schemas=store.bundled,
+        schema_catalog=store.catalog,
     )
     refs = references.check_references(results, repo)
     files = kustomizations.scan(repo)
@@ -246,6 +268,6 @@ def _policy_finding(obj: RenderedObject, v, files: kustomizations.KustomizationF
 
 
 __all__ = [
-    "CRDS_CATALOG", "Finding", "MissingSchema", "RenderError", "Report", "SCHEMAS_ENV", "catalog",
-    "default_schema_locations", "validate_repo",
+    "CATALOG_ENV", "CRDS_CATALOG", "Finding", "MissingSchema", "RenderError", "Report", "SCHEMAS_ENV", "catalog",
+    "default_schema_catalog", "default_schema_locations", "validate_repo",
 ]

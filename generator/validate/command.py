@@ -43,8 +43,10 @@ def run(
     ignore_missing_schemas: bool = False,
     skip: list[str] | None = None,
     progress: bool | None = None,
+    schema_catalog: str | None = None,
 ) -> Report:
-    """Validate ``path``. ``progress=None`` shows a progress bar when stderr is a terminal."""
+    """Validate ``path``. ``progress=None`` shows a progress bar when stderr is a terminal. ``schema_catalog``:
+    None for the default online lookup, "" for none."""
     if not path.exists():
         raise ValidateSetupError(f"{path} does not exist; pass the root directory of a GitOps repository.")
     if not path.is_dir():
@@ -56,8 +58,9 @@ def run(
     try:
         if progress is False or (progress is None and not sys.stderr.isatty()):
             return validate_repo(path, schema_locations=locations, kubernetes_version=kubernetes_version,
-                                 ignore_missing_schemas=ignore_missing_schemas, skip=skip or [])
-        return _with_progress(path, locations, kubernetes_version, ignore_missing_schemas, skip or [])
+                                 ignore_missing_schemas=ignore_missing_schemas, skip=skip or [],
+                                 schema_catalog=schema_catalog)
+        return _with_progress(path, locations, kubernetes_version, ignore_missing_schemas, skip or [], schema_catalog)
     except RenderToolMissing as error:
         raise ValidateSetupError(str(error)) from None
     except ValueError as error:
@@ -68,7 +71,8 @@ def run(
                                  "check that the path is a readable directory.") from None
 
 
-def _with_progress(path: Path, locations: list[str], version: str | None, ignore: bool, skip: list[str]) -> Report:
+def _with_progress(path: Path, locations: list[str], version: str | None, ignore: bool, skip: list[str],
+                   schema_catalog: str | None) -> Report:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -83,7 +87,7 @@ def _with_progress(path: Path, locations: list[str], version: str | None, ignore
             bar.update(tasks[stage], completed=done, total=total)
 
         return validate_repo(path, schema_locations=locations, kubernetes_version=version,
-                             ignore_missing_schemas=ignore, skip=skip, on_progress=update)
+                             ignore_missing_schemas=ignore, skip=skip, on_progress=update, schema_catalog=schema_catalog)
 
 
 def parse_skip(values: list[str] | None) -> list[str]:

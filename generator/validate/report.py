@@ -92,6 +92,12 @@ def items(report: Report) -> list[Item]:
 _MARK = {"error": ("✗", "red"), "warning": ("!", "yellow"), "note": ("·", "cyan")}
 
 
+def _schema_sources(report: Report) -> list[str]:
+    """Where CRD schemas were looked up, in order."""
+    return [*report.schema_locations, *(["bundled"] if report.bundled_schemas else []), "the repo's CRDs",
+            *([report.schema_catalog] if report.schema_catalog else [])]
+
+
 def format_text(report: Report, repo: str = ".", color: bool = False, width: int | None = None) -> str:
     from rich.console import Console
     from rich.markup import escape
@@ -102,7 +108,7 @@ def format_text(report: Report, repo: str = ".", color: bool = False, width: int
     out = console.print
     c = report.counts
     out(f"[bold]gitops-forge validate[/] {escape(repo)}: {c['entrypoints']} entrypoint(s), {c['objects']} object(s); "
-        f"schemas: Kubernetes {report.kubernetes_version}, {escape(', '.join(report.schema_locations) or 'none')}")
+        f"schemas: Kubernetes {report.kubernetes_version}, {escape(', '.join(_schema_sources(report)))}")
     if report.skipped_checks:
         out(f"[dim]Skipped checks: {', '.join(report.skipped_checks)}[/]")
     all_items = items(report)
@@ -131,6 +137,7 @@ def format_text(report: Report, repo: str = ".", color: bool = False, width: int
         reasons = sorted({m.reason for m in report.missing_schemas})
         for reason in reasons[:3]:
             out(f"  [dim]{escape(reason)}[/]")
+        out(f"  Kinds that need a --schema-location (-s): {escape(', '.join(report.kinds_without_schema))}")
     seen = []
     for item in all_items:
         if item.check not in seen and (item.check != MISSING_SCHEMA.id or not report.ignore_missing_schemas):

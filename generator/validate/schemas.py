@@ -1,9 +1,11 @@
 """Strict JSON-schema validation of rendered objects.
 
 Built-in kinds use the strict schemas bundled with kubernetes-validate, loaded once per Kubernetes version
-(its own API re-reads a 1.8 MB file per call and stops at the first error). Custom resources use schema
-locations in kubeconform's layout, then the CustomResourceDefinitions the repo itself renders. An object
-with no schema anywhere is reported as such, never silently passed.
+(its own API re-reads a 1.8 MB file per call and stops at the first error). Custom resources are looked up,
+in order, in the schema locations the user gives (kubeconform's layout), the schemas bundled with gitops-forge
+(generator/schemas/, built by scripts/build_crd_schemas.py for the CRD versions the template pins), the
+CustomResourceDefinitions the repo itself renders, and last the online CRDs-catalog (cached). An object with no
+schema anywhere is reported as such, never silently passed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ _PLACEHOLDERS = {
     "Group", "ResourceKind", "ResourceAPIVersion", "KindSuffix", "NormalizedKubernetesVersion", "StrictSuffix"
 }
 _FETCH_TIMEOUT = 10
+# kubeconform's convention; the public catalog of CRD schemas (fetched once, then cached).
+CRDS_CATALOG = (
+    "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+)
+BUNDLED_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,20 @@ def _strict(node, *, drop_descriptions: bool = False):
     return node
 
 
+# --- schemas bundled with gitops-forge ------------------------------------------------------------
+
+
+@functools.cache
+def bundled_schemas() -> dict[str, dict]:
+    """``{group}/{kind}_{version}.json`` -> provenance (repo, tag, commit, path, licence, group, kind, version)."""
+    provenance = BUNDLED_SCHEMAS / "_provenance.json"
+    return json.loads(provenance.read_text(encoding="utf-8")) if provenance.is_file() else {}
+
+
+def bundled_file(group: str, version: str, kind: str) -> str:
+    return f"{group}/{kind.lower()}_{version}.json"
+
+
 # --- schema locations --------------------------------------------------------------------------------
 
 
@@ -176,10 +197,15 @@ def _split_api_version(api_version: str) -> tuple[str, str]:
 class SchemaStore:
     """Finds and caches a compiled schema per (group, version, kind) and validates objects against it."""
 
-    def __init__(self, locations: list[str], kubernetes_version: str | None = None, cache: Path | None = None):
+    def __init__(self, locations: list[str], kubernetes_version: str | None = None, cache: Path | None = None, *,
+                 bundled: bool = True, catalog: str | None = None):
+        """``locations`` come first, then the bundled schemas (unless ``bundled=False``), then the repo's CRDs
+        (add_crds), then ``catalog`` (a URL template, e.g. CRDS_CATALOG; None: no online lookup)."""
         self.kubernetes_version = resolve_version(kubernetes_version)
         self.locations = list(locations)
-        for loc in self.locations:
+        self.bundled = bundled
+        self.catalog = catalog or None
+        for loc in [*self.locations, *([self.catalog] if self.catalog else [])]:
             unknown = set(_PLACEHOLDER.findall(loc)) - _PLACEHOLDERS
             if unknown:
                 raise ValueError(f"Schema location {loc!r} uses unknown placeholder(s): {', '.join(sorted(unknown))}.")
@@ -208,9 +234,12 @@ class SchemaStore:
         else:
             found = self._custom(group, version, kind)
         if found is None:
-            where = ", ".join(self.locations) or "no --schema-location given"
+            where = [*self.locations, *(["the bundled schemas"] if self.bundled else []), "the repo's CRDs"]
+            if self.catalog:
+                where.append(self.catalog)
             offline = f" (unreachable: {', '.join(sorted(self.unreachable))})" if self.unreachable else ""
-            reason = f"no schema for {api_version} {kind} in {where}{offline} or in the repo's CRDs"
+            reason = (f"no schema for {api_version} {kind} in {', '.join(where)}{offline}; "
+                      "pass --schema-location with a directory or URL template that has it")
             return SchemaResult("missing", reason)
         validator, source = found
         errors = {e for err in validator.iter_errors(obj) for e in _explain(err)}
@@ -230,8 +259,17 @@ class SchemaStore:
             if schema is not None:
                 cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
                 return cls(schema), where
+        if self.bundled and (prov := bundled_schemas().get(bundled_file(*key))):
+            schema = json.loads((BUNDLED_SCHEMAS / bundled_file(*key)).read_text(encoding="utf-8"))
+            return jsonschema.Draft202012Validator(schema), f"bundled schema ({prov['repo']} {prov['tag']})"
         if key in self._repo_crds:
             return jsonschema.Draft202012Validator(self._repo_crds[key]), "CustomResourceDefinition in the repo"
+        if self.catalog:
+            where = self._fill(self.catalog, *key)
+            schema = self._read(where, self.catalog)
+            if schema is not None:
+                cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+                return cls(schema), where
         return None
 
     def _fill(self, loc: str, group: str, version: str, kind: str) -> str:

@@ -115,16 +115,26 @@ def test_render_failure_and_missing_schema(broken):
 
 
 def test_removed_flux_version_is_validated_against_legacy_schemas_when_given(broken, tmp_path):
-    """Without a schema for v1beta2 the object is GF019 only (no extra missing-schema noise); with
-    ../shared/schemas-legacy as a location it is also checked strictly."""
-    from tests.conftest import REPO_ROOT
-
-    legacy = REPO_ROOT.parent / "shared" / "schemas-legacy"
-    assert legacy.is_dir(), "the removed Flux schemas (../shared/schemas-legacy) are needed for this test"
-    repo, _ = broken
-    report = validate_repo(repo, schema_locations=[str(REPO_ROOT.parent / "shared" / "schemas"), str(legacy)])
+    """Without a schema for v1beta2 the object is GF019 only (no extra missing-schema noise); with a location
+    that has the old version's schema (e.g. the Flux 2.x CRDs of that time) it is also checked strictly."""
+    repo, report = broken
+    assert not [m for m in report.missing_schemas if m.kind == "Kustomization"]
+    legacy = tmp_path / "legacy" / "kustomize.toolkit.fluxcd.io"
+    legacy.mkdir(parents=True)
+    spec = {"type": "object", "additionalProperties": False,
+            "properties": {k: {} for k in ("interval", "path", "prune", "sourceRef")}}
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {"apiVersion": {}, "kind": {}, "metadata": {}, "spec": spec}}
+    (legacy / "kustomization_v1beta2.json").write_text(json.dumps(schema))
+    report = validate_repo(repo, schema_locations=[str(legacy.parent)])
     assert [m.kind for m in report.missing_schemas] == ["Widget"]
     assert not [f for f in report.findings if f.name == "legacy" and f.check == "GF100"]
+    # It is really validated against that schema: a field the old version lacks is an error.
+    del spec["properties"]["prune"]
+    (legacy / "kustomization_v1beta2.json").write_text(json.dumps(schema))
+    report = validate_repo(repo, schema_locations=[str(legacy.parent)])
+    assert [f.message for f in report.findings if f.name == "legacy" and f.check == "GF100"] == [
+        "spec.prune: unknown field 'prune'"]
 
 
 runner = CliRunner()

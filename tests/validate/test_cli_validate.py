@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from generator import render
 from generator.cli import app
-from generator.validate import CRDS_CATALOG, SCHEMAS_ENV, default_schema_locations
+from generator.validate import SCHEMAS_ENV, default_schema_locations
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def test_default_schema_location_is_the_environment_variable(generated, schema_l
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["schema_locations"] == schema_locations
     monkeypatch.delenv(SCHEMAS_ENV)
-    assert default_schema_locations() == [CRDS_CATALOG]
+    assert default_schema_locations() == []  # the bundled schemas need no location
 
 
 def test_missing_schemas_are_named_and_can_be_allowed(make_repo, schema_locations):
