@@ -78,6 +78,9 @@ def test_missing_schemas_are_named_and_can_be_allowed(make_repo, schema_location
     assert result.exit_code == 1
     assert "1 object(s) had no schema and were not validated (an error)" in result.output
     assert "Widget shop/w (example.com/v1 Widget) in apps/w.yaml" in result.output
+    assert "Kinds that need a --schema-location (-s): example.com/v1 Widget" in result.output
+    result = runner.invoke(app, ["validate", str(repo), "-o", "json", *locations(schema_locations)])
+    assert json.loads(result.stdout)["kinds_without_schema"] == ["example.com/v1 Widget"]
     result = runner.invoke(app, ["validate", str(repo), "--ignore-missing-schemas", *locations(schema_locations)])
     assert result.exit_code == 0
     assert "allowed by --ignore-missing-schemas" in result.output

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 
-from generator.validate.schemas import SchemaStore, bundled_versions, resolve_version
+from generator.validate.schemas import SchemaStore, bundled_versions, crd_schemas, resolve_version
 
 FLUX_KS = {
     "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
@@ -149,3 +150,89 @@ def test_http_location_is_cached(tmp_path):
         server.server_close()
     # The server is gone; the cached copy answers.
     assert SchemaStore([location], cache=tmp_path / "cache").validate(widget).status == "invalid"
+
+
+# --- where CRD schemas come from -------------------------------------------------------------------------
+
+SEALED = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "metadata": {"name": "s", "namespace": "a"},
+          "spec": {"encryptedData": {"k": "AgB"}, "template": {"metadata": {"name": "s"}}}}
+WIDGET = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}}
+
+
+def _location(tmp_path, name: str, schema: dict, file: str = "bitnami.com/sealedsecret_v1alpha1.json") -> str:
+    (tmp_path / name / file).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name / file).write_text(json.dumps(schema))
+    return str(tmp_path / name)
+
+
+def test_bundled_schemas_need_no_location_and_are_strict(tmp_path):
+    store = SchemaStore([], cache=tmp_path / "cache")
+    result = store.validate(FLUX_KS)
+    assert result.status == "valid" and result.source.startswith("bundled schema (github.com/fluxcd/kustomize-controller ")
+    assert store.validate(SEALED).status == "valid"
+    bad = json.loads(json.dumps(SEALED))
+    bad["spec"]["encryptedDta"] = {}
+    assert [e.path for e in store.validate(bad).errors] == ["spec.encryptedDta"]
+    assert SchemaStore([], bundled=False, cache=tmp_path / "cache").validate(FLUX_KS).status == "missing"
+
+
+def test_lookup_order_locations_then_bundle_then_repo_crds_then_catalog(tmp_path):
+    rejects_all = {"not": {}}
+    widget_crd = json.loads(json.dumps(WIDGET_CRD))
+    catalog = (tmp_path / "catalog").as_uri() + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+    _location(tmp_path, "catalog", {"type": "object"}, "example.com/gadget_v1.json")
+    _location(tmp_path, "catalog", rejects_all, "example.com/widget_v1.json")
+    # A given location wins over the bundle.
+    given = _location(tmp_path, "given", rejects_all)
+    store = SchemaStore([given], cache=tmp_path / "cache", catalog=catalog)
+    assert store.validate(SEALED).source.endswith("sealedsecret_v1alpha1.json")
+    # The bundle wins over a CRD in the repo of the same kind.
+    store = SchemaStore([], cache=tmp_path / "cache", catalog=catalog)
+    sealed_crd = {**widget_crd, "spec": {**widget_crd["spec"], "group": "bitnami.com", "names": {"kind": "SealedSecret"},
+                                          "versions": [{**widget_crd["spec"]["versions"][0], "name": "v1alpha1"}]}}
+    store.add_crds([widget_crd, sealed_crd])
+    assert store.validate(SEALED).source.startswith("bundled schema")
+    # A kind the bundle lacks: the repo's CRD before the catalog.
+    assert store.validate(WIDGET).source == "CustomResourceDefinition in the repo"
+    # Nowhere else: the catalog.
+    gadget = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}
+    assert store.validate(gadget).source.endswith("example.com/gadget_v1.json")
+
+
+def test_offline_missing_kind_names_the_unreachable_catalog_and_asks_for_a_location(tmp_path):
+    store = SchemaStore([], cache=tmp_path / "cache", catalog="http://127.0.0.1:9/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json")
+    assert store.validate(SEALED).status == "valid"  # bundled kinds never need the network
+    result = store.validate(WIDGET)
+    assert result.status == "missing"
+    assert "the bundled schemas, the repo's CRDs, http://127.0.0.1:9/" in result.source
+    assert "(unreachable: http://127.0.0.1:9/" in result.source and "pass --schema-location" in result.source
+    assert store.validate(FLUX_KS).status == "valid"  # still fine after the catalog went unreachable
+
+
+def test_crd_conversion_reads_keywords_not_field_names():
+    """Fields that happen to be called like schema keywords stay fields; nullable, int-or-string,
+    preserve-unknown-fields and embedded resources are honoured where they are keywords."""
+    crd = json.loads(json.dumps(WIDGET_CRD))
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"].update({
+        "nullable": {"type": "string"},
+        "properties": {"type": "object", "properties": {"a": {"type": "string"}}},
+        "description": {"type": "string", "description": "a field called description"},
+        "mode": {"type": "string", "enum": ["a", "b"], "nullable": True},
+        "template": {"type": "object", "x-kubernetes-embedded-resource": True, "x-kubernetes-preserve-unknown-fields": True,
+                     "properties": {"spec": {"type": "object"}}},
+    })
+    schema = crd_schemas(crd, drop_descriptions=True)[("example.com", "v1", "Widget")]
+    props = schema["properties"]["spec"]["properties"]
+    assert props["nullable"] == {"type": "string"}
+    assert props["properties"]["additionalProperties"] is False and "additionalProperties" not in props
+    assert props["description"] == {"type": "string"}  # the field stays, its description goes
+    assert props["mode"]["type"] == ["string", "null"] and props["mode"]["enum"] == ["a", "b", None]
+    assert props["port"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
+    assert "additionalProperties" not in props["extra"] and "additionalProperties" not in props["template"]
+    assert set(props["template"]["properties"]) == {"spec", "apiVersion", "kind", "metadata"}
+    validator = jsonschema.Draft202012Validator(schema)
+    widget = {**WIDGET, "spec": {"nullable": "x", "properties": {"a": "b"}, "mode": None, "port": 80, "extra": {"z": 1}}}
+    assert list(validator.iter_errors(widget)) == []
+    widget["spec"]["properties"]["typo"] = 1
+    assert [list(e.absolute_path) for e in validator.iter_errors(widget)] == [["spec", "properties"]]
