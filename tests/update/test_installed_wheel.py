@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,14 +31,15 @@ def build_and_install(source_root: Path, target: Path) -> None:
     )
 
 
-def cli(installed: Path, cwd: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(installed: Path, cwd: Path, home: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("GITOPS_FORGE_SCHEMA")},
         "PYTHONPATH": str(installed),
         "HOME": str(home),
         "XDG_CACHE_HOME": str(home / ".cache"),
         # Only local transports: any attempt to reach the network fails the test.
         "GIT_ALLOW_PROTOCOL": "file",
+        **(env_extra or {}),
     }
     return subprocess.run([sys.executable, "-c", RUN_CLI, *args], cwd=cwd, env=env, capture_output=True, text=True)
 
@@ -63,6 +65,13 @@ def test_wheel_generates_offline_and_a_later_wheel_updates(template_repo, tmp_pa
     assert recorded["_src_path"] == CANONICAL_URL and recorded["_commit"] == "v1.0.0"
     for machine_path in (str(tmp_path), "site-packages", "/tmp", str(Path.home())):
         assert machine_path not in answers_text
+
+    # The wheel carries the CRD schemas of the pinned versions: validate needs no -s and no network.
+    offline = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+    validated = cli(tmp_path / "v1", work, home, "validate", "platform", "--format", "json", env_extra=offline)
+    report = json.loads(validated.stdout)
+    assert report["missing_schemas"] == [] and report["bundled_schemas"] is True, validated.stdout[-2000:]
+    assert validated.returncode == 0, validated.stdout[-2000:]
 
     readme = template_repo.read(README_TEMPLATE)
     template_repo.release("2.0.0", {README_TEMPLATE: readme + "\nShipped in the second wheel.\n"})
