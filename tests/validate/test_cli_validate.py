@@ -138,3 +138,21 @@ def test_unreadable_repo_exits_2(make_repo, schema_locations, monkeypatch):
     monkeypatch.setattr(command.os, "access", lambda path, mode: False if str(path) == str(repo) else real_access(path, mode))
     result = runner.invoke(app, ["validate", str(repo), *locations(schema_locations)])
     assert result.exit_code == 2 and ("cannot be read" in result.stderr or "readable" in result.stderr)
+
+
+def test_catalog_is_tried_last_and_can_be_turned_off(make_repo, monkeypatch, tmp_path):
+    repo = make_repo({"apps/kustomization.yaml": "resources: [w.yaml]\n",
+                      "apps/w.yaml": {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "shop"},
+                                      "spec": {"size": 1}}})
+    (tmp_path / "catalog" / "example.com").mkdir(parents=True)
+    (tmp_path / "catalog" / "example.com" / "widget_v1.json").write_text(json.dumps(
+        {"type": "object", "properties": {"spec": {"type": "object", "additionalProperties": False, "properties": {"size": {"type": "integer"}}}}}))
+    catalog = (tmp_path / "catalog").as_uri() + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+    monkeypatch.setenv("GITOPS_FORGE_SCHEMA_CATALOG", catalog)
+    result = runner.invoke(app, ["validate", str(repo), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["schema_catalog"] == catalog
+    result = runner.invoke(app, ["validate", str(repo), "-o", "json", "--no-catalog"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["schema_catalog"] is None and report["kinds_without_schema"] == ["example.com/v1 Widget"]

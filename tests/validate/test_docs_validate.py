@@ -20,5 +20,5 @@ def test_documented_options_exist():
     from generator.cli import app
 
     help_text = CliRunner().invoke(app, ["validate", "--help"], terminal_width=200).output
-    for option in ("--schema-location", "--kubernetes-version", "--ignore-missing-schemas", "--format", "--skip"):
+    for option in ("--schema-location", "--no-catalog", "--kubernetes-version", "--ignore-missing-schemas", "--format", "--skip"):
         assert option in help_text
