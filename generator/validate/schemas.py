@@ -117,7 +117,8 @@ def crd_schemas(crd: dict, *, drop_descriptions: bool = False) -> dict[tuple[str
     for v in spec.get("versions") or []:
         schema = (v.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
         if schema:
-            strict = _strict(schema, drop_descriptions=drop_descriptions)  # a converted copy; the CRD object stays as rendered
+            # A converted copy; the CRD object stays as rendered.
+            strict = _strict(schema, drop_descriptions=drop_descriptions)
             props = strict.setdefault("properties", {})
             for key in ("apiVersion", "kind"):
                 props.setdefault(key, {"type": "string"})
