@@ -92,6 +92,7 @@ def test_kinds_filter_and_sources_kept_out_of_the_bundle(tmp_path, mirror):
 @pytest.mark.parametrize(("change", "message"), [
     ({"licence": "MIT"}, "LICENSE reads as Apache-2.0, the config says MIT"),
     ({"tag": "v9.9.9"}, "acme/widgets@v9.9.9: not in --mirror"),
+    ({"licence": "AGPL-3.0"}, "licence AGPL-3.0 is not in bundle_licences"),
     ({"kinds": ["Gizmo"]}, "no CRD for Gizmo"),
 ])
 def test_refuses_what_it_cannot_vouch_for_and_writes_nothing(tmp_path, mirror, change, message):
