@@ -51,7 +51,7 @@ def mirror(tmp_path, isolated_user) -> tuple[Path, str]:
 
 def build(tmp_path: Path, mirror: Path, sources: list[dict], *extra: str) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "sources.yaml"
-    config.write_text(yaml.safe_dump({"sources": sources}))
+    config.write_text(yaml.safe_dump({"bundle_licences": ["Apache-2.0", "MIT"], "sources": sources}))
     return subprocess.run([sys.executable, str(SCRIPT), "--config", str(config), "--mirror", str(mirror),
                            "--out", str(tmp_path / "out"), *extra], capture_output=True, text=True)
 
@@ -92,7 +92,7 @@ def test_kinds_filter_and_sources_kept_out_of_the_bundle(tmp_path, mirror):
 @pytest.mark.parametrize(("change", "message"), [
     ({"licence": "MIT"}, "LICENSE reads as Apache-2.0, the config says MIT"),
     ({"tag": "v9.9.9"}, "acme/widgets@v9.9.9: not in --mirror"),
-    ({"licence": "AGPL-3.0"}, "licence AGPL-3.0 is not in bundle_licences"),
+    ({"licence": "AGPL-3.0"}, "licence AGPL-3.0 is not in bundle_licences; clear it there or set bundle: false"),
     ({"kinds": ["Gizmo"]}, "no CRD for Gizmo"),
 ])
 def test_refuses_what_it_cannot_vouch_for_and_writes_nothing(tmp_path, mirror, change, message):
