@@ -79,10 +79,14 @@ def pins(repo: Path, objects: list[dict]) -> dict[str, set[str]]:
         text = path.read_text(encoding="utf-8")
         for m in re.finditer(r"\bFLUX_VERSION:\s*\"?v?([0-9][\w.]*)", text):
             add("flux", m.group(1))
-        for m in re.finditer(r"fluxcd/flux2/action@v([0-9][\w.]*)", text):
-            add("flux", m.group(1))
         for m in re.finditer(r"\bARGOCD_VERSION:\s*\"?v?([0-9][\w.]*)", text):
             add("argocd", m.group(1))
+        for job in (yaml.safe_load(text) or {}).get("jobs", {}).values() if path.parent.name == "workflows" else ():
+            for step in job.get("steps") or []:
+                uses = str(step.get("uses", ""))
+                if uses.startswith("fluxcd/flux2/action@"):  # the CLI version it installs, else the action's tag
+                    ref = uses.partition("@")[2]
+                    add("flux", (step.get("with") or {}).get("version") or (ref if re.match(r"v?\d", ref) else ""))
     return found
 
 
@@ -115,8 +119,11 @@ def test_pin_reader_finds_the_pins_of_charts_and_apps(tmp_path):
          "spec": {"distribution": {"version": "2.9.x"}}},
     ]
     (tmp_path / ".gitlab-ci.yml").write_text('variables:\n  ARGOCD_VERSION: "v3.4.4"\n')
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "ci.yaml").write_text(yaml.safe_dump({"jobs": {"flux": {"steps": [
+        {"uses": "fluxcd/flux2/action@889be9d6cc8afa8ed639e1e1ba4ab678e3b38d8c", "with": {"version": "2.9.5"}}]}}}))
     assert pins(tmp_path, objects) == {"sealed-secrets": {"2.18.5"}, "kube-prometheus-stack": {"88.5.3"},
-                                       "argo-cd": {"10.1.1"}, "flux": {"2.9"}, "argocd": {"3.4.4"}}
+                                       "argo-cd": {"10.1.1"}, "flux": {"2.9", "2.9.5"}, "argocd": {"3.4.4"}}
 
 
 def test_every_pin_of_the_template_has_its_schemas_at_that_version(all_pins):
