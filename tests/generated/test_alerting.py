@@ -442,6 +442,8 @@ def test_no_environments_key_decrypts_another_environments_secrets(sops_repo):
             keys = rule_keys(rule)
             assert keys, path
             assert {key_environment(key, answers) for key in keys} == {env}, f"{path} ({env}) is encrypted for {sorted(keys)}"
+    # A deeper directory of infrastructure/ belongs to no environment: sops refuses rather than use every key.
+    assert sops_rule_for(rules, "infrastructure/configs/monitoring/other/extra.sops.yaml") is None
     # The placeholders say the same as .sops.yaml: their recipients are the keys sops would use.
     for path in generated:
         doc = yaml.safe_load((repo / path).read_text())
