@@ -35,6 +35,12 @@ SECRETS_BACKENDS = ("sealed-secrets", "sops")
 VERIFY_MODES = ("none", "gpg", "ssh")
 # Where alerts go; github-status posts deployment results as commit statuses only.
 ALERT_CHANNELS = ("slack", "msteams", "github-status", "none")
+# Who is paged for critical alerts; none only without monitoring.
+PAGERS = ("pagerduty", "opsgenie", "none")
+# managed control planes (EKS, GKE, AKS) expose no scheduler, controller-manager or etcd metrics.
+CLUSTER_FLAVORS = ("managed", "self-managed")
+# Environment names that mark production besides the last environment.
+PRODUCTION_NAMES = ("prod", "production")
 # Longest generated name is "<project>-<name>-..."; 40 leaves room for suffixes
 # such as "-allow-ingress" within the 63-character label limit.
 MAX_NAME = 40
@@ -56,7 +62,7 @@ ITEM_KEYS = {
     "teams": ({"name", "groups"}, set()),
     "apps": ({"name", "team", "image", "port"}, {"health_path", "ready_path"}),
 }
-KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "ci")
+KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "pager", "cluster_flavor", "ci")
 
 
 class AnswersError(ValueError):
@@ -282,6 +288,28 @@ def _check_alerts_to(answers: Mapping[str, Any]) -> None:
         _fail("alerts_to", f"'github-status' needs a git_url on a GitHub or GitLab host, not {host!r}; choose slack, msteams or none")
 
 
+def production_environments(environments: list[str]) -> list[str]:
+    """The environments whose alerts page: the last one (production targets in apps/<env>/<app>/alerts.yaml)
+    and any named prod or production. copier.yml's pager validator reads them the same way."""
+    return environments[-1:] + [env for env in environments if env in PRODUCTION_NAMES and env != environments[-1]]
+
+
+def _check_pager(answers: Mapping[str, Any]) -> None:
+    value = answers["pager"]
+    if value not in PAGERS:
+        _fail("pager", f"{value!r} is not supported; choose one of: {', '.join(PAGERS)}")
+    if value != "none" and not answers["monitoring"]:
+        _fail("pager", f"{value!r} needs monitoring: true; choose none or turn monitoring on")
+    if value == "none" and answers["monitoring"]:
+        production = "', '".join(production_environments(answers["environments"]))
+        _fail("pager", f"'none' leaves the critical alerts of production environment '{production}' with nobody to page; choose pagerduty or opsgenie")
+
+
+def _check_cluster_flavor(answers: Mapping[str, Any]) -> None:
+    if answers["cluster_flavor"] not in CLUSTER_FLAVORS:
+        _fail("cluster_flavor", f"{answers['cluster_flavor']!r} is not supported; choose one of: {', '.join(CLUSTER_FLAVORS)}")
+
+
 def _check_ci(answers: Mapping[str, Any]) -> None:
     if answers["ci"] not in CI_PROVIDERS:
         _fail("ci", f"{answers['ci']!r} is not supported; choose one of: {', '.join(CI_PROVIDERS)}")
@@ -300,6 +328,8 @@ _FIELD_CHECKS = {
     "verify": _check_verify,
     "monitoring": _check_monitoring,
     "alerts_to": _check_alerts_to,
+    "pager": _check_pager,
+    "cluster_flavor": _check_cluster_flavor,
     "ci": _check_ci,
 }
 

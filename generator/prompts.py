@@ -113,6 +113,18 @@ def _ask_alerts_to(answers: dict[str, Any], spec: dict[str, Any]) -> str:
     return _ask_scalar("alerts_to", _choice("alerts_to", list(rules.ALERT_CHANNELS)))(answers, spec)
 
 
+def _ask_pager(answers: dict[str, Any], spec: dict[str, Any]) -> str:
+    if not answers["monitoring"]:
+        return "none"  # no alerts to page for
+    return _ask_scalar("pager", _choice("pager", [pager for pager in rules.PAGERS if pager != "none"]))(answers, spec)
+
+
+def _ask_cluster_flavor(answers: dict[str, Any], spec: dict[str, Any]) -> str:
+    if not answers["monitoring"]:
+        return default_for(spec, answers)  # only monitoring reads it
+    return _ask_scalar("cluster_flavor", _choice("cluster_flavor", list(rules.CLUSTER_FLAVORS)))(answers, spec)
+
+
 def _ask_secrets(answers: dict[str, Any], spec: dict[str, Any]) -> str:
     if answers["engine"] == "argocd":
         return "sealed-secrets"  # the only backend Argo CD decrypts without a plugin
@@ -138,6 +150,8 @@ ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "verify": _ask_verify,
     "monitoring": _ask_monitoring,
     "alerts_to": _ask_alerts_to,
+    "pager": _ask_pager,
+    "cluster_flavor": _ask_cluster_flavor,
     "ci": _ask_scalar("ci", _choice("ci", list(rules.CI_PROVIDERS))),
 }
 
@@ -177,5 +191,5 @@ def _summary(answers: dict[str, Any]) -> None:
     typer.echo("  teams    " + ", ".join(f"{t['name']} [{', '.join(t['groups'])}]" for t in answers["teams"]))
     typer.echo("  apps     " + (", ".join(f"{a['name']} ({a['team']}, {a['image']}, :{a['port']})" for a in answers["apps"]) or "none"))
     typer.echo(f"  secrets  {answers['secrets']}, signed commits: {answers['verify']}")
-    typer.echo(f"  alerts   {'to ' + answers['alerts_to'] if answers['monitoring'] else 'no monitoring'}")
+    typer.echo(f"  alerts   {'to ' + answers['alerts_to'] + ', critical pages ' + answers['pager'] + ' (' + answers['cluster_flavor'] + ' clusters)' if answers['monitoring'] else 'no monitoring'}")
     typer.echo(f"  ci       {answers['ci']}")

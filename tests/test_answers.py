@@ -31,6 +31,8 @@ def make_answers(envs: int = 3, apps: int = 1, **app_extra: Any) -> dict[str, An
         "verify": "none",
         "monitoring": True,
         "alerts_to": "github-status",
+        "pager": "pagerduty",
+        "cluster_flavor": "managed",
         "ci": "github",
     }
 
@@ -121,6 +123,9 @@ def _set(path: str, value: Any):
         (_set("alerts_to", "pager"), "alerts_to: 'pager' is not supported; choose one of: slack, msteams, github-status, none"),
         (_set("monitoring", False), "alerts_to: 'github-status' needs monitoring: true"),
         (_set("git_url", "https://git.example.com/org/repo.git"), "alerts_to: 'github-status' needs a git_url on a GitHub or GitLab host, not 'git.example.com'"),
+        (_set("pager", "pagerdutty"), "pager: 'pagerdutty' is not supported; choose one of: pagerduty, opsgenie, none"),
+        (_set("pager", "none"), "pager: 'none' leaves the critical alerts of production environment 'prod' with nobody to page; choose pagerduty or opsgenie"),
+        (_set("cluster_flavor", "eks"), "cluster_flavor: 'eks' is not supported; choose one of: managed, self-managed"),
         (_set("ci", "jenkins"), "ci: 'jenkins' is not supported; choose one of: github, gitlab, none"),
         (_set("secrets", "vault"), "secrets: 'vault' is not supported; choose one of: sealed-secrets, sops"),
         (_set("verify", True), "verify: True is not supported; choose one of: none, gpg, ssh"),
@@ -130,6 +135,24 @@ def test_invalid_answers(edit, expected: str) -> None:
     value = make_answers(apps=1)
     edit(value)
     assert expected in error_of(value)
+
+
+def test_a_pager_is_needed_with_monitoring_and_only_with_monitoring() -> None:
+    """Critical alerts page: with monitoring on, a repository always has a production environment (its last
+    one, plus any named prod or production) and cannot go without a pager; without monitoring there is
+    nothing to page for."""
+    assert answers.production_environments(["dev", "staging"]) == ["staging"]
+    assert answers.production_environments(["prod", "dr"]) == ["dr", "prod"]
+    for pager in ("pagerduty", "opsgenie"):
+        answers.validate({**make_answers(), "pager": pager})
+    answers.validate({**make_answers(), "monitoring": False, "alerts_to": "none", "pager": "none"})
+    assert error_of({**make_answers(), "monitoring": False, "alerts_to": "none"}) == (
+        "pager: 'pagerduty' needs monitoring: true; choose none or turn monitoring on"
+    )
+    for alerts_to in ("github-status", "none", "slack"):
+        assert error_of({**make_answers(envs=2), "alerts_to": alerts_to, "pager": "none"}).startswith(
+            "pager: 'none' leaves the critical alerts of production environment 'staging' with nobody to page"
+        )
 
 
 def test_missing_and_unknown_answers() -> None:

@@ -73,6 +73,8 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         "",                      # verify: default none
         "",                      # monitoring: default yes
         "pager", "slack",        # alerts_to: an unknown channel is re-asked
+        "none", "opsgenie",      # pager: nobody to page is not offered with monitoring
+        "self-managed",          # cluster_flavor
         "jenkins", "gitlab",     # ci: an unsupported provider is re-asked
         "y",                     # confirm the summary
     ]) + "\n"
@@ -93,6 +95,8 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
     assert recorded["ci"] == "gitlab"
     assert recorded["secrets"] == "sops" and recorded["verify"] == "none"
     assert recorded["monitoring"] is True and recorded["alerts_to"] == "slack"
+    assert "choose one of pagerduty, opsgenie" in result.output  # pager: none was explained
+    assert (recorded["pager"], recorded["cluster_flavor"]) == ("opsgenie", "self-managed")
 
 
 def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
@@ -106,6 +110,7 @@ def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
         # secrets is not asked: Sealed Secrets is the only choice with Argo CD
         "ssh", "gpg",            # verify: SSH signatures are re-asked
         "", "",                  # monitoring, alerts_to
+        "", "",                  # pager, cluster_flavor
         "",                      # ci
         "y",
     ]) + "\n"
@@ -119,7 +124,7 @@ def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
 
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
-    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 17 + "n\n")  # every default (17 prompts), then decline
+    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 19 + "n\n")  # every default (19 prompts), then decline
     assert result.exit_code == 2
     assert "cancelled" in result.output
     assert not destination.exists()

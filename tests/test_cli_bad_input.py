@@ -133,6 +133,15 @@ CASES = {
     "engine-argocd-sops": (data("engine", "argocd") + data("secrets", "sops"), "secrets", "needs engine flux"),
     "engine-argocd-ssh": (data("engine", "argocd") + data("verify", "ssh"), "verify", "needs engine flux"),
     "engine-jenkins": (data("engine", "jenkins"), "engine", "is not supported"),
+    # alerts: critical alerts of production must page somebody, on a known kind of cluster
+    "pager-none-commit-status-only": (data("alerts_to", "github-status") + data("pager", "none"), "pager", "production environment 'prod' with nobody to page"),
+    "pager-none-prod-not-last": (
+        data("environments", ["prod", "dr"]) + data("clusters", [{"name": "p", "environment": "prod"}]) + data("alerts_to", "none") + data("pager", "none"),
+        "pager",
+        "production environment 'dr', 'prod' with nobody to page",
+    ),
+    "pager-unknown": (data("pager", "victorops"), "pager", "is not supported; choose one of: pagerduty, opsgenie, none"),
+    "cluster-flavor-unknown": (data("cluster_flavor", "eks"), "cluster_flavor", "is not supported; choose one of: managed, self-managed"),
     # option syntax
     "data-without-equals": (["--data", "environments"], "--data 'environments'", "expected KEY=VALUE"),
     "data-empty-key": (["--data", "=dev"], "--data '=dev'", "expected KEY=VALUE"),

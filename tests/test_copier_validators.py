@@ -77,6 +77,7 @@ VALID = {
     "monitoring-off": {"monitoring": False},
     "other-git-host-alerts-nowhere": {"git_url": "https://git.example.com/org/repo.git"},
     "alerts-to-teams": {"alerts_to": "msteams"},
+    "pager-opsgenie-self-managed": {"pager": "opsgenie", "cluster_flavor": "self-managed"},
     "argocd": {"engine": "argocd"},
     "argocd-gpg": {"engine": "argocd", "verify": "gpg"},
     "sops-with-ssh-signatures": {"secrets": "sops", "verify": "ssh"},
@@ -149,6 +150,11 @@ INVALID = {
     "alerts-unknown": {"alerts_to": "pager"},
     "alerts-without-monitoring": {"monitoring": False, "alerts_to": "slack"},
     "commit-status-unknown-host": {"git_url": "https://git.example.com/org/repo.git", "alerts_to": "github-status"},
+    "pager-unknown": {"pager": "victorops"},
+    "pager-none-with-production": {"alerts_to": "github-status", "pager": "none"},
+    "pager-none-named-prod-first": {"environments": ["prod", "dr"], "clusters": [{"name": "p1", "environment": "prod"}], "pager": "none"},
+    "pager-without-monitoring": {"monitoring": False, "alerts_to": "none", "pager": "opsgenie"},
+    "cluster-flavor-unknown": {"cluster_flavor": "eks"},
 }
 
 # Cases where answers.py names a more specific rule (metacharacters, path
@@ -169,6 +175,8 @@ SAME_FIELD_ONLY = {
     "alerts-unknown",  # likewise
     "secrets-unknown",  # likewise
     "verify-unknown",  # likewise
+    "pager-unknown",  # likewise
+    "cluster-flavor-unknown",  # likewise
 }
 
 
@@ -279,7 +287,14 @@ def test_ci_validator_agrees_with_the_model_behind_copiers_choice_check() -> Non
     assert ENV.from_string(validator).render(ci="jenkins").strip() == model_error({"ci": "jenkins"})
 
 
-@pytest.mark.parametrize(("name", "values", "bad"), [("secrets", ("sealed-secrets", "sops"), "vault"), ("verify", ("none", "gpg", "ssh"), "cosign")])
+@pytest.mark.parametrize(
+    ("name", "values", "bad"),
+    [
+        ("secrets", ("sealed-secrets", "sops"), "vault"),
+        ("verify", ("none", "gpg", "ssh"), "cosign"),
+        ("cluster_flavor", ("managed", "self-managed"), "eks"),
+    ],
+)
 def test_choice_validators_agree_with_the_model(name: str, values: tuple[str, ...], bad: str) -> None:
     """Like `ci`: Copier checks `choices` first, the validator guards hand-edited answers files."""
     validator = questions.load(COPIER_YML)[name]["validator"]

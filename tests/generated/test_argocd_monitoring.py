@@ -265,7 +265,8 @@ def test_promtool_unit_tests_for_argocd_alerts(tmp_path, tmp_path_factory):
 
 def test_servicemonitors_select_the_charts_metrics_services(generated):
     _, repo, answers, objects = generated
-    monitors = {name: m for (namespace, name), m in unique(objects, "ServiceMonitor").items() if namespace == "monitoring"}
+    # In argocd itself: Prometheus ignores namespace selectors, so a monitor searches its own namespace.
+    monitors = {name: m for (namespace, name), m in unique(objects, "ServiceMonitor").items() if namespace == "argocd"}
     values = argocd_values(repo)
     if not answers["monitoring"]:
         assert monitors == {}
@@ -283,7 +284,7 @@ def test_servicemonitors_select_the_charts_metrics_services(generated):
     selected = {}
     for name, monitor in monitors.items():
         spec = monitor["spec"]
-        assert spec["namespaceSelector"] == {"matchNames": ["argocd"]}, name
+        assert "namespaceSelector" not in spec, name
         labels = spec["selector"]["matchLabels"]
         matches = [s for s, own in CHART_METRICS_SERVICES.items() if labels.items() <= {**CHART_COMMON_LABELS, **own}.items()]
         assert len(matches) == 1, (name, labels, matches)
@@ -527,17 +528,21 @@ def test_secret_stubs_follow_the_answers(monitored):
     expected = {"grafana-admin.yaml"}
     expected |= {f"alertmanager-{chat}.yaml"} if chat else set()
     expected |= {"argocd-notifications-secret.yaml"} if notify(answers) else set()
+    expected |= {"alertmanager-pager.yaml", "alertmanager-heartbeat.yaml"} if answers["pager"] != "none" else set()
     for env in answers["environments"]:
         directory = repo / "infrastructure/configs/monitoring/secrets" / env
         stubs = {p.name for p in directory.glob("*.yaml")} - {"kustomization.yaml"}
         assert stubs == expected, env
         assert set(yaml.safe_load((directory / "kustomization.yaml").read_text())["resources"]) == expected, env
     routes = unique(monitored[3], "AlertmanagerConfig", "monitoring.coreos.com/")
-    assert {name for _, name in routes} == ({f"alerts-to-{chat}"} if chat else set())
+    pager = {"alerts-to-pager", "watchdog-heartbeat"} if answers["pager"] != "none" else set()
+    assert {name for _, name in routes} == ({f"alerts-to-{chat}"} if chat else set()) | pager
     for route in routes.values():
         for receiver in route["spec"]["receivers"]:
             for config in receiver.get("slackConfigs", []) + receiver.get("msteamsv2Configs", []):
                 assert "${" not in config["title"]  # no Flux substitution under Argo CD
+            for config in receiver.get("pagerdutyConfigs", []) + receiver.get("opsgenieConfigs", []):
+                assert "${" not in config.get("description", config.get("message", ""))
 
 
 def test_generated_repo_validates_strictly_and_monitoring_files_lint(generated, schema_locations):

@@ -363,7 +363,8 @@ def test_flux_is_scraped_and_apps_are_monitored(generated):
         assert monitors == {} and unique(objects, "PodMonitor") == {}
         return
     (podmonitor,) = unique(objects, "PodMonitor").values()
-    assert podmonitor["spec"]["namespaceSelector"]["matchNames"] == ["flux-system"]
+    # Prometheus ignores namespace selectors: the monitor lives where the controllers run.
+    assert podmonitor["metadata"]["namespace"] == "flux-system" and "namespaceSelector" not in podmonitor["spec"]
     assert podmonitor["spec"]["podMetricsEndpoints"][0]["port"] == "http-prom"
     services = unique(objects, "Service")
     policies = unique(objects, "NetworkPolicy")
@@ -408,7 +409,8 @@ def test_notifications_follow_alerts_to(generated):
         expected["commit-status"] = commit_status
     assert {name: p["spec"]["type"] for (_, name), p in providers.items()} == expected
     assert {name for _, name in alerts} == set(expected)
-    assert {name for _, name in routes} == ({f"alerts-to-{channel}"} if channel in ("slack", "msteams") else set())
+    pager = {"alerts-to-pager", "watchdog-heartbeat"} if answers["pager"] != "none" else set()
+    assert {name for _, name in routes} == ({f"alerts-to-{channel}"} if channel in ("slack", "msteams") else set()) | pager
     for (namespace, name), alert in alerts.items():
         assert (namespace, alert["spec"]["providerRef"]["name"]) in providers
         assert alert["spec"]["eventSeverity"] in ("info", "error") and "summary" not in alert["spec"]
@@ -433,6 +435,12 @@ def secret_references(objects: list[dict]) -> set[tuple[str, str]]:
                 refs.add((namespace, config["apiURL"]["name"]))
             for config in receiver.get("msteamsv2Configs", []):
                 refs.add((namespace, config["webhookURL"]["name"]))
+            for config in receiver.get("pagerdutyConfigs", []):
+                refs.add((namespace, config["routingKey"]["name"]))
+            for config in receiver.get("opsgenieConfigs", []):
+                refs.add((namespace, config["apiKey"]["name"]))
+            for config in receiver.get("webhookConfigs", []):
+                refs.add((namespace, config["urlSecret"]["name"]))
     for (namespace, name), release in unique(objects, "HelmRelease").items():
         if name == "kube-prometheus-stack":
             refs.add((release["spec"]["targetNamespace"], release["spec"]["values"]["grafana"]["admin"]["existingSecret"]))

@@ -127,14 +127,16 @@ def test_set_changes_an_answer_and_refuses_what_it_cannot(released):
     repo, _ = released
     refused = runner.invoke(app, ["set", "monitoring=false", "-C", str(repo)])
     assert refused.exit_code == 2 and "alerts_to" in refused.output  # the default channel needs monitoring
-    turned_off = runner.invoke(app, ["set", "monitoring=false", "alerts_to=none", "-C", str(repo)])
+    refused = runner.invoke(app, ["set", "monitoring=false", "alerts_to=none", "-C", str(repo)])
+    assert refused.exit_code == 2 and "pager" in refused.output  # the default pager needs monitoring too
+    turned_off = runner.invoke(app, ["set", "monitoring=false", "alerts_to=none", "pager=none", "-C", str(repo)])
     assert turned_off.exit_code == 0, turned_off.output
     assert scaffold.read_answers(repo)["monitoring"] is False
     assert not (repo / "apps/base/podinfo/servicemonitor.yaml").exists()
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "no monitoring")
 
-    unchanged = runner.invoke(app, ["set", "monitoring=false", "alerts_to=none", "-C", str(repo)])
+    unchanged = runner.invoke(app, ["set", "monitoring=false", "alerts_to=none", "pager=none", "-C", str(repo)])
     assert unchanged.exit_code == 0 and "0 path(s) changed" in unchanged.output
 
     engine = runner.invoke(app, ["set", "engine=argocd", "-C", str(repo)])
