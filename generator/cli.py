@@ -246,6 +246,29 @@ def _version_text(versions: dict[str, str]) -> str:
     return " ".join(filter(None, [tag, f"({digest})" if digest else None])) or "(none)"
 
 
+@app.command(rich_help_panel=CHECK)
+def diff(
+    path: Annotated[Path, typer.Argument(help="GitOps repository, or a directory of one (default: current directory).", show_default=False)] = Path("."),
+    base: Annotated[Optional[str], typer.Option("--base", metavar="REF", help="Revision to compare with (default: the merge base with the default branch).")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", metavar="REF", help="Revision to compare (default: the working tree).")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-o", metavar="FORMAT", help="text, markdown (a PR comment) or json.")] = "text",
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when a rendered object changed.")] = False,
+) -> None:
+    """Render every entrypoint at two revisions and show what changes, cluster by cluster (secrets masked)."""
+    import sys
+
+    from .diff import DiffError, check_format, diff_repo, render
+    from .render import RenderToolMissing
+
+    try:
+        fmt = check_format(output_format)
+        report = diff_repo(path, base=base, head=head)
+    except (DiffError, RenderToolMissing) as error:
+        raise _fail(str(error)) from None
+    typer.echo(render(report, fmt, colour=fmt == "text" and sys.stdout.isatty()), nl=False)
+    raise typer.Exit(1 if exit_code and report.changed else 0)
+
+
 def _installed_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
