@@ -195,19 +195,31 @@ def _has_kustomization(directory: Path) -> bool:
     return any((directory / name).is_file() for name in KUSTOMIZATION_FILES)
 
 
-def _reads(inputs: set[Path], file: Path, roots: tuple[Path, Path], root: Path) -> bool:
-    """Whether a build with these inputs reads ``file``: the file itself is an input, or it is inside an
-    input directory and not inside a nested kustomization (a unit of its own, read only when listed)."""
-    if file in inputs:
-        return True
-    rel_parts = file.relative_to(root).parts
-    for depth in range(len(rel_parts) - 1, -1, -1):
-        directory = root.joinpath(*rel_parts[:depth])
-        if directory in inputs:
-            return True
-        if depth and any(_has_kustomization(r.joinpath(*rel_parts[:depth])) for r in roots):
-            return False
-    return False
+class _Readers:
+    """Which entrypoints read a file: the file itself is an input of theirs, or it is inside an input
+    directory and not inside a nested kustomization (a unit of its own, read only where it is listed)."""
+
+    def __init__(self, inputs: dict[tuple, set[Path]], root: Path, roots: tuple[Path, Path]) -> None:
+        self.root, self.roots = root, roots
+        self.index: dict[Path, set[tuple]] = {}
+        for key, paths in inputs.items():
+            for path in paths:
+                self.index.setdefault(path, set()).add(key)
+        self._units: dict[Path, bool] = {}
+
+    def _unit(self, rel: tuple[str, ...]) -> bool:
+        if rel not in self._units:
+            self._units[rel] = any(_has_kustomization(r.joinpath(*rel)) for r in self.roots)
+        return self._units[rel]
+
+    def of(self, file: Path) -> set[tuple]:
+        found = set(self.index.get(file, ()))
+        parts = file.relative_to(self.root).parts
+        for depth in range(len(parts) - 1, -1, -1):
+            found |= self.index.get(self.root.joinpath(*parts[:depth]), set())
+            if depth and self._unit(parts[:depth]):
+                break
+        return found
 
 
 def _select(
@@ -216,19 +228,14 @@ def _select(
     """The entrypoints to render at each revision, or None when everything must be."""
     pair = (roots["base"], roots["head"])
     specs = {side: {_key(ep): json.dumps(ep.spec, sort_keys=True, default=str) for ep in eps[side]} for side in eps}
-    inputs = {side: {_key(ep): entrypoint_inputs(ep) for ep in eps[side]} for side in eps}
+    readers = {side: _Readers({_key(ep): entrypoint_inputs(ep) for ep in eps[side]}, roots[side], pair) for side in eps}
     chosen: set[tuple] = set()
     for side, other in (("base", "head"), ("head", "base")):
         for key, spec in specs[side].items():
             if specs[other].get(key) != spec:
                 chosen.add(key)  # only at one revision, or declared differently
     for name in changed:
-        read_by = {
-            key
-            for side in eps
-            for key, files in inputs[side].items()
-            if _reads(files, roots[side] / name, pair, roots[side])
-        }
+        read_by = readers["base"].of(roots["base"] / name) | readers["head"].of(roots["head"] / name)
         hidden = any(part.startswith(".") for part in Path(name).parts)
         if not read_by and name.endswith((".yaml", ".yml")) and not hidden:
             return None  # a manifest nobody seems to read: cannot tell cheaply what it changes
@@ -241,13 +248,11 @@ def _select(
         for ep in eps[side]:
             if _CLUSTER_DIR.match(ep.rel):
                 chosen.add(_key(ep))
-            if not ep.declared_by:
-                continue
-            declaring = roots[side] / ep.declared_by.split(": ", 1)[0]
-            parents = [k for k, files in inputs[side].items() if _reads(files, declaring, pair, roots[side])]
-            if not parents:
-                return None
-            chosen |= set(parents)
+            if ep.declared_by:
+                parents = readers[side].of(roots[side] / ep.declared_by.split(": ", 1)[0])
+                if not parents:
+                    return None
+                chosen |= parents
     return {side: [ep for ep in eps[side] if _key(ep) in chosen] for side in eps}
 
 
