@@ -96,7 +96,7 @@ def promote(
     if source not in environments:
         raise PromoteError(f"Unknown environment {source!r}; the environments are {', '.join(environments)}.")
     position = environments.index(source)
-    if target is None:
+    if not target:  # not given (CI passes an empty --to for "the next one")
         if position + 1 == len(environments):
             raise PromoteError(f"{source!r} is the last environment, so there is nothing after it to promote to; "
                                "name the target with --to.")
