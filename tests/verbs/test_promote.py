@@ -140,3 +140,21 @@ def test_refuses_a_dirty_target_overlay(repo):
     git(repo, "checkout", "-q", "--", overlay("staging"))
     (repo / "README.md").write_text("edited\n")
     assert promote(repo, APP, "--from", "dev").exit_code == 0
+
+
+def test_hand_formatted_overlays_keep_their_style(repo):
+    """Quotes, trailing comments and flow of a hand-edited target stay; only the values change."""
+    target = repo / overlay("staging")
+    original = target.read_text()
+    entry = original[original.index("images:\n"):original.index("\n\n", original.index("images:\n"))]
+    hand = ("images:\n"
+            "  # pinned by the release train\n"
+            "  - newName: ghcr.io/stefanprodan/podinfo\n"
+            "    newTag: '6.7.1'   # staging\n"
+            "    name: ghcr.io/stefanprodan/podinfo")
+    target.write_text(original.replace(entry, hand))
+    set_tag(repo, "dev", "6.8.0", digest=DIGEST, commit=False)
+    git(repo, "commit", "-qam", "hand-formatted staging, dev at 6.8.0")
+    assert promote(repo, APP, "--from", "dev").exit_code == 0
+    expected = hand.replace("'6.7.1'", "'6.8.0'") + f"\n    digest: {DIGEST}"
+    assert target.read_text() == original.replace(entry, expected)
