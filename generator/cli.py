@@ -206,7 +206,7 @@ def validate(
 
 @app.command(rich_help_panel=KEEP_CURRENT)
 def promote(
-    apps: Annotated[Optional[list[str]], typer.Argument(metavar="APP...", help="Apps to promote.", show_default=False)] = None,
+    apps: Annotated[Optional[list[str]], typer.Argument(metavar="APP", help="Apps to promote.", show_default=False)] = None,
     source: Annotated[str, typer.Option("--from", metavar="ENV", help="Environment whose released version is promoted.")] = ...,
     target: Annotated[Optional[str], typer.Option("--to", metavar="ENV", help="Environment to promote to (default: the next one).")] = None,
     all_apps: Annotated[bool, typer.Option("--all", help="Every app of the --from environment.")] = False,

@@ -21,7 +21,7 @@ import re
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -222,38 +222,94 @@ class _Readers:
         return found
 
 
-def _select(
-    eps: dict[str, list[Entrypoint]], roots: dict[str, Path], changed: list[str]
-) -> dict[str, list[Entrypoint]] | None:
-    """The entrypoints to render at each revision, or None when everything must be."""
+@dataclass
+class _Plan:
+    compare: set[tuple] | None  # entrypoint keys whose objects may differ; None: every entrypoint
+    render: dict[str, list[Entrypoint]]  # what to render at each revision (compared ones, and declaring ones)
+
+
+def _plan(eps: dict[str, list[Entrypoint]], roots: dict[str, Path], changed: list[str]) -> _Plan:
+    """Which entrypoints a change can reach, and what to render to tell which clusters apply them.
+
+    Inputs are read at the head, and at the base only for entrypoints that exist there alone: a file one
+    revision reads and the other does not is listed by a kustomization file that changed, which both read.
+    Files deleted in the head are looked up at the base when the head does not explain them."""
+    everything = _Plan(None, eps)
     pair = (roots["base"], roots["head"])
+    head_keys = {_key(ep) for ep in eps["head"]}
     specs = {side: {_key(ep): json.dumps(ep.spec, sort_keys=True, default=str) for ep in eps[side]} for side in eps}
-    readers = {side: _Readers({_key(ep): entrypoint_inputs(ep) for ep in eps[side]}, roots[side], pair) for side in eps}
-    chosen: set[tuple] = set()
-    for side, other in (("base", "head"), ("head", "base")):
-        for key, spec in specs[side].items():
-            if specs[other].get(key) != spec:
-                chosen.add(key)  # only at one revision, or declared differently
+    chosen = {k for side, other in (("base", "head"), ("head", "base"))
+              for k, spec in specs[side].items() if specs[other].get(k) != spec}  # only at one revision, or re-declared
+    head = _Readers({_key(ep): entrypoint_inputs(ep) for ep in eps["head"]}, roots["head"], pair)
+    only_base = [ep for ep in eps["base"] if _key(ep) not in head_keys]
+    base_eps, base = only_base, None
+
+    def base_readers(every: bool) -> _Readers:
+        nonlocal base, base_eps
+        if base is None or (every and len(base_eps) < len(eps["base"])):
+            base_eps = eps["base"] if every else base_eps
+            base = _Readers({_key(ep): entrypoint_inputs(ep) for ep in base_eps}, roots["base"], pair)
+        return base
+
     for name in changed:
-        read_by = readers["base"].of(roots["base"] / name) | readers["head"].of(roots["head"] / name)
+        read_by = head.of(roots["head"] / name) | base_readers(False).of(roots["base"] / name)
+        if not read_by and not (roots["head"] / name).exists():
+            read_by = base_readers(True).of(roots["base"] / name)
         hidden = any(part.startswith(".") for part in Path(name).parts)
         if not read_by and name.endswith((".yaml", ".yml")) and not hidden:
-            return None  # a manifest nobody seems to read: cannot tell cheaply what it changes
+            return everything  # a manifest nobody seems to read: cannot tell cheaply what it changes
         chosen |= read_by
     if not chosen:
-        return {side: [] for side in eps}
-    # Entrypoints that declare others: their Flux Kustomizations/Argo CD Applications map entrypoints to
-    # clusters. The cluster directories, and whatever holds a declaring file of another entrypoint.
-    for side in eps:
+        return _Plan(set(), {side: [] for side in eps})
+
+    # Entrypoints that declare others: their Flux Kustomizations/Argo CD Applications tell which clusters apply
+    # what. The cluster directories, and whichever entrypoint holds the declaring file of another one; at the
+    # base only when some entrypoint exists there alone.
+    declaring: dict[str, set[tuple]] = {"base": set(), "head": set()}
+    for side in ("head", "base") if only_base else ("head",):
+        readers = head if side == "head" else base_readers(True)
         for ep in eps[side]:
             if _CLUSTER_DIR.match(ep.rel):
-                chosen.add(_key(ep))
+                declaring[side].add(_key(ep))
             if ep.declared_by:
-                parents = readers[side].of(roots[side] / ep.declared_by.split(": ", 1)[0])
+                parents = readers.of(roots[side] / ep.declared_by.split(": ", 1)[0])
                 if not parents:
-                    return None
-                chosen |= parents
-    return {side: [ep for ep in eps[side] if _key(ep) in chosen] for side in eps}
+                    return everything
+                declaring[side] |= parents
+    return _Plan(chosen, {side: [ep for ep in eps[side] if _key(ep) in chosen | declaring[side]] for side in eps})
+
+
+def _structure(kustomization: Path) -> str | None:
+    """What discovery reads from a kustomization file: its kind and what it includes (None: no such file)."""
+    try:
+        body = yaml.load(kustomization.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return "unreadable"
+    body = body if isinstance(body, dict) else {}
+    return json.dumps([body.get(k) for k in ("kind", "resources", "components", "bases")], default=str)
+
+
+def _same_entrypoints(changed: list[str], roots: dict[str, Path]) -> bool:
+    """Whether both revisions have the same entrypoints: no kustomization file changed, and no changed
+    manifest holds Flux or Argo CD objects (which is all that discovery reads)."""
+    for name in changed:
+        if Path(name).name in KUSTOMIZATION_FILES:
+            if len({_structure(root / name) for root in roots.values()}) != 1:
+                return False
+            continue
+        if name.endswith((".yaml", ".yml")):
+            for root in roots.values():
+                try:
+                    text = (root / name).read_text(encoding="utf-8")
+                except FileNotFoundError:
+                    continue
+                except (OSError, UnicodeDecodeError):
+                    return False
+                if "fluxcd.io/" in text or "argoproj.io/" in text:
+                    return False
+    return True
 
 
 # --- clusters ------------------------------------------------------------------------------------
@@ -405,15 +461,20 @@ def diff_repo(path: Path, base: str | None = None, head: str | None = None) -> D
 
 
 def _compare_revisions(report: DiffReport, roots: dict[str, Path], changed: list[str]) -> None:
-    eps = {side: (discover_entrypoints(r) if r.is_dir() else []) for side, r in roots.items()}
-    report.entrypoints = sum(len(e) for e in eps.values())
+    head_eps = discover_entrypoints(roots["head"]) if roots["head"].is_dir() else []
+    if _same_entrypoints(changed, roots):  # discovery is most of the fixed cost on big repos: do it once
+        base_eps = [replace(ep, path=Path(os.path.normpath(roots["base"] / ep.rel))) for ep in head_eps]
+    else:
+        base_eps = discover_entrypoints(roots["base"]) if roots["base"].is_dir() else []
+    eps = {"base": base_eps, "head": head_eps}
+    report.entrypoints = len(base_eps) + len(head_eps)
     if not changed:
         return
-    selected = _select(eps, roots, changed) or eps
-    report.rendered = sum(len(e) for e in selected.values())
+    plan = _plan(eps, roots, changed)
+    report.rendered = sum(len(e) for e in plan.render.values())
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {side: pool.submit(render_repo, roots[side], selected[side]) for side in selected if selected[side]}
-        results = {side: (futures[side].result() if side in futures else []) for side in selected}
+        futures = {side: pool.submit(render_repo, roots[side], plan.render[side]) for side in eps if plan.render[side]}
+        results = {side: (futures[side].result() if side in futures else []) for side in eps}
     clusters = _clusters(results["head"], roots)
     for key, names in _clusters(results["base"], roots).items():
         clusters.setdefault(key, names)
@@ -421,6 +482,8 @@ def _compare_revisions(report: DiffReport, roots: dict[str, Path], changed: list
     labels = ("a", "b")
     grouped: dict[str, list[EntrypointDiff]] = {}
     for key in sorted(by_key["base"].keys() | by_key["head"].keys()):
+        if plan.compare is not None and key not in plan.compare:
+            continue  # rendered only to find clusters; its inputs did not change
         old, new = by_key["base"].get(key), by_key["head"].get(key)
         failed = False
         for side, result in (("base", old), ("head", new)):

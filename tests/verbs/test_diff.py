@@ -185,3 +185,21 @@ def test_bad_input_is_one_sentence_and_exit_2(repo, args, message):
 def test_outside_git_is_refused(tmp_path):
     result = diff(tmp_path)
     assert result.exit_code == 2 and "is not inside a git repository" in result.output
+
+
+def test_an_app_removed_from_an_environment_is_reported_removed_in_its_clusters(repo, engine):
+    git(repo, "rm", "-rq", f"apps/staging/{APP}", f"apps/staging/deploy-{APP}.yaml")
+    listing = repo / "apps/staging/kustomization.yaml"
+    listing.write_text(listing.read_text().replace(f"  - deploy-{APP}.yaml\n", ""))
+    data = json.loads(diff(repo, "--format", "json").output)
+    assert sorted({c["name"] for c in data["clusters"]}) == clusters_of(repo, "staging")
+    found = flat(data)
+    assert {change for _, _, change, *_ in found} == {"removed"}
+    removed = {(path, kind, name) for _, path, _, kind, _, name in found}
+    assert {(f"apps/staging/{APP}", "Deployment", APP), (f"apps/staging/{APP}", "Service", APP)} <= removed
+    if engine == "flux":
+        assert {path for path, _, _ in removed} == {"apps/staging", f"apps/staging/{APP}"}
+        assert ("apps/staging", "Kustomization", APP) in removed
+    else:  # the only app gone, apps/staging lists nothing and does not build: reported, not compared
+        assert {path for path, _, _ in removed} == {f"apps/staging/{APP}"}
+        assert [(e["revision"], e["entrypoint"]) for e in data["errors"]] == [("head", "apps/staging")]
