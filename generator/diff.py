@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -440,28 +441,36 @@ def diff_repo(path: Path, base: str | None = None, head: str | None = None) -> D
     report = DiffReport(Revision(base_label, base_commit), Revision(head or "working tree", head_commit))
 
     with tempfile.TemporaryDirectory(prefix="gitops-forge-diff-") as tmp:
-        worktrees = []
+        checkouts = Path(os.path.realpath(tmp))
+        # Checking out a big repo takes seconds: it runs while the head is discovered and planned.
+        pool = ThreadPoolExecutor(max_workers=1)
+        pending = {
+            side: pool.submit(_git, top, "worktree", "add", "--detach", "--quiet", str(checkouts / side), commit)
+            for side, commit in (("head", head_commit), ("base", base_commit)) if commit
+        }
+
+        def root_of(side: str) -> Path:
+            if side not in pending:
+                return root
+            pending[side].result()
+            return checkouts / side / prefix if prefix else checkouts / side
+
         try:
-            roots = {}
-            for side, commit in (("base", base_commit), ("head", head_commit)):
-                if commit is None:
-                    roots[side] = root
-                    continue
-                checkout = Path(os.path.realpath(tmp)) / side
-                _git(top, "worktree", "add", "--detach", "--quiet", str(checkout), commit)
-                worktrees.append(checkout)
-                roots[side] = checkout / prefix if prefix else checkout
-            _compare_revisions(report, roots, _changed_files(top, base_commit, head_commit, prefix))
+            _compare_revisions(report, root_of, _changed_files(top, base_commit, head_commit, prefix))
         finally:
-            for checkout in worktrees:
-                _git(top, "worktree", "remove", "--force", str(checkout), check=False)
-            if worktrees:
+            pool.shutdown(wait=True)
+            for side in pending:
+                if (checkouts / side).exists():
+                    _git(top, "worktree", "remove", "--force", str(checkouts / side), check=False)
+            if pending:
                 _git(top, "worktree", "prune", check=False)
     return report
 
 
-def _compare_revisions(report: DiffReport, roots: dict[str, Path], changed: list[str]) -> None:
-    head_eps = discover_entrypoints(roots["head"]) if roots["head"].is_dir() else []
+def _compare_revisions(report: DiffReport, root_of: Callable[[str], Path], changed: list[str]) -> None:
+    head_root = root_of("head")
+    head_eps = discover_entrypoints(head_root) if head_root.is_dir() else []
+    roots = {"base": root_of("base"), "head": head_root}
     if _same_entrypoints(changed, roots):  # discovery is most of the fixed cost on big repos: do it once
         base_eps = [replace(ep, path=Path(os.path.normpath(roots["base"] / ep.rel))) for ep in head_eps]
     else:
