@@ -328,7 +328,7 @@ def _declared_paths(obj: dict) -> list[tuple[str, str]]:
     return [(str(kind), Path(os.path.normpath(str(p).lstrip("/"))).as_posix()) for p in paths]
 
 
-def _clusters(results: list[RenderResult], roots: dict[str, Path]) -> dict[tuple, set[str]]:
+def _clusters(results: list[RenderResult]) -> dict[tuple, set[str]]:
     """Entrypoint key -> names of the clusters that apply it, following what each rendered entrypoint
     declares (and, statically, which entrypoint holds each declaring file)."""
     by_rel: dict[str, list[Entrypoint]] = {}
@@ -484,8 +484,8 @@ def _compare_revisions(report: DiffReport, root_of: Callable[[str], Path], chang
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {side: pool.submit(render_repo, roots[side], plan.render[side]) for side in eps if plan.render[side]}
         results = {side: (futures[side].result() if side in futures else []) for side in eps}
-    clusters = _clusters(results["head"], roots)
-    for key, names in _clusters(results["base"], roots).items():
+    clusters = _clusters(results["head"])
+    for key, names in _clusters(results["base"]).items():
         clusters.setdefault(key, names)
     by_key = {side: {_key(r.entrypoint): r for r in results[side]} for side in results}
     labels = ("a", "b")
