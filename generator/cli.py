@@ -206,6 +206,71 @@ def validate(
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command(rich_help_panel=KEEP_CURRENT)
+def promote(
+    apps: Annotated[Optional[list[str]], typer.Argument(metavar="APP", help="Apps to promote.", show_default=False)] = None,
+    source: Annotated[str, typer.Option("--from", metavar="ENV", help="Environment whose released version is promoted.")] = ...,
+    target: Annotated[Optional[str], typer.Option("--to", metavar="ENV", help="Environment to promote to (default: the next one).")] = None,
+    all_apps: Annotated[bool, typer.Option("--all", help="Every app of the --from environment.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; touch nothing.")] = False,
+    commit: Annotated[bool, typer.Option("--commit", help="Commit the changed overlays with a conventional message.")] = False,
+    allow_backwards: Annotated[bool, typer.Option("--allow-backwards", help="Allow promoting to an earlier environment (a rollback).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    path: RepoOption = Path("."),
+) -> None:
+    """Promote apps' released version (image tag and digest) from one environment's overlay to the next."""
+    from .promote import PromoteError
+    from .promote import promote as run
+
+    try:
+        result = run(path, list(apps or []), source=source, target=target, all_apps=all_apps,
+                     allow_backwards=allow_backwards, dry_run=dry_run, commit=commit)
+    except PromoteError as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    verb = "Would promote" if dry_run else "Promoted"
+    for app in result.changed:
+        typer.echo(f"{verb} {app.app} {app.version} from {result.source} to {result.target}: {app.file}")
+        for image in app.images:
+            typer.echo(f"  {image.image}: {_version_text(image.before)} → {_version_text(image.after)}")
+    for app in result.unchanged:
+        typer.echo(f"{app.app}: {result.target} is already at {app.version}; nothing changed.")
+    if result.commit:
+        typer.echo(f"Committed {result.commit[:12]}.")
+    elif result.changed and not dry_run:
+        typer.echo("Review with git diff, then commit (or run with --commit).")
+
+
+def _version_text(versions: dict[str, str]) -> str:
+    tag, digest = versions.get("newTag"), versions.get("digest")
+    return " ".join(filter(None, [tag, f"({digest})" if digest else None])) or "(none)"
+
+
+@app.command(rich_help_panel=CHECK)
+def diff(
+    path: Annotated[Path, typer.Argument(help="GitOps repository, or a directory of one (default: current directory).", show_default=False)] = Path("."),
+    base: Annotated[Optional[str], typer.Option("--base", metavar="REF", help="Revision to compare with (default: the merge base with the default branch).")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", metavar="REF", help="Revision to compare (default: the working tree).")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-o", metavar="FORMAT", help="text, markdown (a PR comment) or json.")] = "text",
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when a rendered object changed.")] = False,
+) -> None:
+    """Render every entrypoint at two revisions and show what changes, cluster by cluster (secrets masked)."""
+    import sys
+
+    from .diff import DiffError, check_format, diff_repo, render
+    from .render import RenderToolMissing
+
+    try:
+        fmt = check_format(output_format)
+        report = diff_repo(path, base=base, head=head)
+    except (DiffError, RenderToolMissing) as error:
+        raise _fail(str(error)) from None
+    typer.echo(render(report, fmt, colour=fmt == "text" and sys.stdout.isatty()), nl=False)
+    raise typer.Exit(1 if exit_code and report.changed else 0)
+
+
 def _installed_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

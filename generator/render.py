@@ -640,3 +640,9 @@ def _origin(obj: dict, wrapper: Path, repo: Path, ep: Entrypoint) -> RenderedObj
     if path and not origin.get("repo"):
         source = _rel(Path(os.path.normpath(wrapper / path)), repo)
     return RenderedObject(obj, ep.rel, source)
+
+
+def entrypoint_inputs(ep: Entrypoint) -> set[Path]:
+    """The local directories and files a build of ``ep`` reads, for callers that decide whether a change of
+    some files can change what the entrypoint renders (e.g. `gitops-forge diff`)."""
+    return _footprint(ep)

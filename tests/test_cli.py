@@ -20,7 +20,7 @@ def test_version_and_help():
     version = runner.invoke(app, ["--version"])
     assert version.exit_code == 0 and version.output.startswith("gitops-forge ")
     help_text = runner.invoke(app, ["--help"]).output
-    for command in ("new", "update", "check-update", "add", "remove"):
+    for command in ("new", "update", "check-update", "add", "remove", "promote", "diff"):
         assert command in help_text
 
 

@@ -30,7 +30,12 @@ GENERATED_PAGES = {
     "architecture.md", "branch-protection.md", "ci.md", "disaster-recovery.md", "gitops-vs-ci.md",
     "onboarding.md", "promotion.md", "rollback.md", "updating.md",
 }
-CI_FILES = {"github": [".github/workflows/validate.yaml", ".github/workflows/template-update.yaml"], "gitlab": [".gitlab-ci.yml"], "none": []}
+CI_FILES = {
+    "github": [".github/workflows/validate.yaml", ".github/workflows/template-update.yaml", ".github/workflows/diff.yaml",
+               ".github/workflows/promote.yaml"],  # promote.yaml: only with a second environment
+    "gitlab": [".gitlab-ci.yml"],
+    "none": [],
+}
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 INLINE_CODE = re.compile(r"(`+)(.+?)\1")
@@ -309,7 +314,8 @@ def test_command_checker_rejects_unknown_commands_and_options():
     assert errors("\x01gitops-forge add app") == []  # named in prose
     assert errors("\x01gitops-forge add app NAME --colour red")  # ...but still only with real options
     assert errors("gitops-forge add app NAME --team TEAM --image I --port 80 --replicas 3")  # unknown option
-    assert errors("gitops-forge promote app NAME")  # unknown command
+    assert errors("gitops-forge frobnicate app NAME")  # unknown command
+    assert errors("gitops-forge promote APP")  # missing required --from
     assert errors("gitops-forge add app NAME --team TEAM --image I --port eighty")  # not an integer
     assert errors("gitops-forge add app NAME")  # missing required options
     assert shell_segments('pipx run --spec "$X" gitops-forge update . > log 2>&1 || status=$?') == ["gitops-forge update ."]
@@ -392,7 +398,7 @@ def test_generated_docs_links_resolve(generated):
 def test_generated_docs_and_ci_commands_parse(generated):
     ci, repo, _ = generated
     commands = [(p.relative_to(repo).as_posix(), n, c) for p in markdown_files(repo) for n, c in commands_in_markdown(p)]
-    commands += [(name, n, c) for name in CI_FILES[ci] for n, c in commands_in_ci(repo / name)]
+    commands += [(name, n, c) for name in CI_FILES[ci] if (repo / name).exists() for n, c in commands_in_ci(repo / name)]
     assert len(commands) >= 10
     if ci != "none":
         assert any(c.startswith("gitops-forge update") for where, _, c in commands if where in CI_FILES[ci])

@@ -18,7 +18,10 @@ import yaml
 from .variants import CI_PROVIDERS, SHAPES, VARIANTS, render, variant_id
 
 BIN = Path(sys.executable).parent
-GITHUB_FILES = {".github/workflows/validate.yaml", ".github/workflows/template-update.yaml", ".github/pull_request_template.md"}
+GITHUB_FILES = {".github/workflows/validate.yaml", ".github/workflows/template-update.yaml", ".github/workflows/diff.yaml",
+                ".github/pull_request_template.md"}
+# Promotion needs a second environment.
+PROMOTE_WORKFLOW = ".github/workflows/promote.yaml"
 GITLAB_FILES = {".gitlab-ci.yml", ".gitlab/merge_request_templates/Default.md"}
 EVERY_PROVIDER = {"renovate.json", ".pre-commit-config.yaml", ".yamllint", "scripts/check-alert-rules.py", "docs/ci.md"}
 # Where Copier writes its conflict markers (copier/_main.py, `git merge-file -L ...`).
@@ -52,13 +55,14 @@ def files_of(repo: Path) -> set[str]:
 
 
 def test_ci_files_exist_only_for_the_chosen_provider(generated):
-    ci, repo, _ = generated
+    ci, repo, answers = generated
     files = files_of(repo)
     assert EVERY_PROVIDER <= files
     assert GITHUB_FILES & files == (GITHUB_FILES if ci == "github" else set())
     assert GITLAB_FILES & files == (GITLAB_FILES if ci == "gitlab" else set())
     if ci != "github":
         assert not [name for name in files if name.startswith(".github/workflows/")]
+    assert (PROMOTE_WORKFLOW in files) == (ci == "github" and len(answers["environments"]) > 1)
 
 
 def test_the_review_checklist_is_the_same_on_both_providers():
@@ -80,7 +84,7 @@ def test_yamllint_passes_on_every_generated_file(generated):
 def test_github_workflows_match_the_github_schema(tmp_path_factory):
     repo, _ = repo_of(tmp_path_factory, "github")
     workflows = sorted((repo / ".github" / "workflows").glob("*.yaml"))
-    assert len(workflows) == 2
+    assert len(workflows) == 4
     run = check_jsonschema("vendor.github-workflows", *workflows)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -119,7 +123,7 @@ def test_actions_are_pinned_to_released_versions(tmp_path_factory):
     repo, _ = repo_of(tmp_path_factory, "github")
     uses = [
         step["uses"]
-        for name in ("validate.yaml", "template-update.yaml")
+        for name in ("validate.yaml", "template-update.yaml", "diff.yaml", "promote.yaml")
         for job in load_workflow(repo, name)["jobs"].values()
         for step in job["steps"]
         if "uses" in step
@@ -141,6 +145,12 @@ def test_workflow_permissions_are_least_privilege(tmp_path_factory):
     update = load_workflow(repo, "template-update.yaml")
     assert update["permissions"] == {"contents": "read"}
     assert update["jobs"]["update"]["permissions"] == {"contents": "write", "pull-requests": "write"}
+    diff = load_workflow(repo, "diff.yaml")
+    assert diff["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert [job.get("permissions") for job in diff["jobs"].values()] == [None]
+    promote = load_workflow(repo, "promote.yaml")
+    assert promote["permissions"] == {"contents": "read"}
+    assert promote["jobs"]["promote"]["permissions"] == {"contents": "write", "pull-requests": "write"}
 
 
 @pytest.mark.parametrize("shape", SHAPES)
