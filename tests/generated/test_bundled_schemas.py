@@ -233,18 +233,7 @@ def test_offline_validate_without_schema_location_has_every_schema(variant, monk
     assert not (tmp_path / "cache" / "gitops-forge" / "schemas").exists()  # nothing was fetched or needed
 
 
-# Argo CD's AppProject has spec.sourceIntegrity from v3.5 on; the template pins the argo-cd chart 10.1.1, which
-# installs v3.4.4, so the signed-commit policy of verify=gpg is not in the CRD the cluster gets. Remove this
-# marker when the template and its Argo CD pin agree (a chart with Argo CD >= 3.5, or signatureKeys).
-ARGOCD_34_HAS_NO_SOURCE_INTEGRITY = pytest.mark.xfail(
-    strict=True, reason="template uses AppProject.spec.sourceIntegrity (Argo CD 3.5) but pins Argo CD 3.4.4")
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=ARGOCD_34_HAS_NO_SOURCE_INTEGRITY)
-    if VARIANTS[n].get("engine") == "argocd" and VARIANTS[n].get("verify") == "gpg" else n
-    for n in sorted(VARIANTS)
-])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_offline_validate_without_schema_location_is_clean(name, tmp_path_factory, monkeypatch, tmp_path):
     generated = generate(tmp_path_factory, VARIANTS[name])
     code, report = validate_offline(generated.repo, monkeypatch, tmp_path / "cache")
