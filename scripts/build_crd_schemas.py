@@ -10,7 +10,8 @@ Each CRD's ``openAPIV3Schema`` is converted by the same function `validate` uses
 ``x-kubernetes-preserve-unknown-fields`` left open, int-or-string accepted as either), descriptions dropped to
 keep the wheel small, and written in kubeconform's layout ``{group}/{kind}_{version}.json``. ``_provenance.json``
 names the repo, tag, commit, path and licence of every file. The output directory is replaced as a whole, so a
-source removed from the config disappears from the bundle.
+source removed from the config disappears from the bundle. Schemas written by hand (``hand_written`` in the
+config, for CRDs whose licence keeps them out of the wheel) are read from generator/schemas/ and copied unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from generator.validate.schemas import crd_schemas  # noqa: E402
 
 CONFIG = ROOT / "scripts" / "crd_sources.yaml"
 OUT = ROOT / "generator" / "schemas"
+HAND_WRITTEN = OUT  # where the hand-written schemas live, whatever --out is
 LICENCE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "COPYING")
 
 
@@ -146,6 +148,25 @@ def build_source(src: dict, git_dir: Path) -> dict[str, tuple[dict, dict]]:
     return out
 
 
+def hand_written(entry: dict, cleared: set[str], root: Path = HAND_WRITTEN) -> tuple[str, str, dict]:
+    """(file name, its text, provenance) of a schema gitops-forge wrote itself."""
+    name = entry["file"]
+    if name != f"{entry['group']}/{entry['kind'].lower()}_{entry['version']}.json":
+        raise BuildError(f"{entry['name']}: file {name} is not {{group}}/{{kind}}_{{version}}.json of its kind.")
+    if entry["licence"] not in cleared:
+        raise BuildError(f"{entry['name']}: licence {entry['licence']} is not in bundle_licences.")
+    path = root / name
+    if not path.is_file():
+        raise BuildError(f"{entry['name']}: {path} is missing; it is written by hand, not built.")
+    text = path.read_text(encoding="utf-8")
+    schema = json.loads(text)
+    if schema.get("additionalProperties") is not False:
+        raise BuildError(f"{entry['name']}: {name} accepts unknown top-level fields; hand-written schemas are strict.")
+    return name, text, {"source": entry["source"], "licence": entry["licence"], "group": entry["group"],
+                        "kind": entry["kind"], "version": entry["version"], "strict": True, "deprecated": False,
+                        "hand_written": True}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, default=CONFIG)
@@ -169,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.all:
         sources = [s for s in sources if s.get("bundle", True)]
     schemas: dict[str, tuple[dict, dict]] = {}
+    written: dict[str, tuple[str, dict]] = {}
     try:
+        for entry in config.get("hand_written") or []:
+            if not args.only or entry["name"] in args.only:
+                name, text, prov = hand_written(entry, cleared)
+                written[name] = (text, prov)
         for src in sources:
             if src.get("bundle", True) and src["licence"] not in cleared:
                 raise BuildError(f"{src['name']}: licence {src['licence']} is not in bundle_licences; "
@@ -186,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             if clash:
                 raise BuildError(f"{', '.join(sorted(clash))} come from two sources; keep one in the config.")
             schemas.update(built)
+            if built.keys() & written.keys():
+                raise BuildError(f"{', '.join(sorted(built.keys() & written.keys()))}: built from {src['name']} "
+                                 "and written by hand; keep one.")
             print(f"{src['name']}: {src['repo']}@{src['tag']}: {len(built)} schemas", file=sys.stderr)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -197,12 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, (schema, _) in sorted(schemas.items()):
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / name).write_text(json.dumps(schema, separators=(",", ":")) + "\n", encoding="utf-8")
-    provenance = {name: prov for name, (_, prov) in sorted(schemas.items())}
+    for name, (text, _) in sorted(written.items()):
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(text, encoding="utf-8")
+    provenance = {name: prov for name, (_, prov) in sorted([*schemas.items(), *written.items()])}
     (tmp / "_provenance.json").write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
     if args.out.exists():
         shutil.rmtree(args.out)
     tmp.rename(args.out)
-    print(f"wrote {len(schemas)} schemas to {args.out}", file=sys.stderr)
+    print(f"wrote {len(schemas)} built and {len(written)} hand-written schemas to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -49,9 +49,11 @@ def mirror(tmp_path, isolated_user) -> tuple[Path, str]:
     return tmp_path / "mirrors", git(repo, "rev-parse", "v1.2.0")
 
 
-def build(tmp_path: Path, mirror: Path, sources: list[dict], *extra: str) -> subprocess.CompletedProcess[str]:
+def build(tmp_path: Path, mirror: Path, sources: list[dict], *extra: str,
+          hand_written: list[dict] | None = None) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "sources.yaml"
-    config.write_text(yaml.safe_dump({"bundle_licences": ["Apache-2.0", "MIT"], "sources": sources}))
+    config.write_text(yaml.safe_dump({"bundle_licences": ["Apache-2.0", "MIT"], "sources": sources,
+                                      **({"hand_written": hand_written} if hand_written is not None else {})}))
     return subprocess.run([sys.executable, str(SCRIPT), "--config", str(config), "--mirror", str(mirror),
                            "--out", str(tmp_path / "out"), *extra], capture_output=True, text=True)
 
@@ -98,5 +100,40 @@ def test_kinds_filter_and_sources_kept_out_of_the_bundle(tmp_path, mirror):
 def test_refuses_what_it_cannot_vouch_for_and_writes_nothing(tmp_path, mirror, change, message):
     root, _ = mirror
     result = build(tmp_path, root, [{**SOURCE, **change}])
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# A schema gitops-forge wrote itself (the FluxInstance one: its CRD is AGPL-3.0), as scripts/crd_sources.yaml lists it.
+HAND_WRITTEN = {"name": "flux-operator-fluxinstance", "file": "fluxcd.controlplane.io/fluxinstance_v1.json",
+                "group": "fluxcd.controlplane.io", "version": "v1", "kind": "FluxInstance",
+                "source": "written by gitops-forge from the FluxInstance v1 API at flux-operator v0.58.1",
+                "licence": "Apache-2.0", "pins": {"flux-operator": "0.58.1"}}
+
+
+def test_keeps_hand_written_schemas_unchanged_next_to_the_built_ones(tmp_path, mirror):
+    root, _ = mirror
+    result = build(tmp_path, root, [SOURCE], hand_written=[HAND_WRITTEN])
+    assert result.returncode == 0, result.stderr
+    out, name = tmp_path / "out", HAND_WRITTEN["file"]
+    assert (out / name).read_bytes() == (REPO_ROOT / "generator" / "schemas" / name).read_bytes()
+    provenance = json.loads((out / "_provenance.json").read_text())
+    assert sorted(provenance) == ["example.com/gadget_v1.json", "example.com/widget_v1.json", name]
+    assert provenance[name] == {"source": HAND_WRITTEN["source"], "licence": "Apache-2.0",
+                                "group": "fluxcd.controlplane.io", "kind": "FluxInstance", "version": "v1",
+                                "strict": True, "deprecated": False, "hand_written": True}
+    # --only another source leaves it out, like any source not asked for.
+    assert build(tmp_path, root, [SOURCE], "--only", "widgets", hand_written=[HAND_WRITTEN]).returncode == 0
+    assert name not in json.loads((out / "_provenance.json").read_text())
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"licence": "AGPL-3.0"}, "licence AGPL-3.0 is not in bundle_licences"),
+    ({"file": "fluxcd.controlplane.io/nothing_v1.json", "kind": "Nothing"}, "is missing; it is written by hand"),
+    ({"kind": "FluxReport"}, "is not {group}/{kind}_{version}.json of its kind"),
+])
+def test_refuses_hand_written_schemas_it_cannot_ship(tmp_path, mirror, change, message):
+    root, _ = mirror
+    result = build(tmp_path, root, [SOURCE], hand_written=[{**HAND_WRITTEN, **change}])
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()

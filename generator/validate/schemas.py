@@ -262,7 +262,8 @@ class SchemaStore:
                 return cls(schema), where
         if self.bundled and (prov := bundled_schemas().get(bundled_file(*key))):
             schema = json.loads((BUNDLED_SCHEMAS / bundled_file(*key)).read_text(encoding="utf-8"))
-            return jsonschema.Draft202012Validator(schema), f"bundled schema ({prov['repo']} {prov['tag']})"
+            origin = f"{prov['repo']} {prov['tag']}" if "repo" in prov else prov["source"]
+            return jsonschema.Draft202012Validator(schema), f"bundled schema ({origin})"
         if key in self._repo_crds:
             return jsonschema.Draft202012Validator(self._repo_crds[key]), "CustomResourceDefinition in the repo"
         if self.catalog:

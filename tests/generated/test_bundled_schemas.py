@@ -131,7 +131,7 @@ def test_every_pin_of_the_template_has_its_schemas_at_that_version(all_pins):
     to the same version and the schemas are rebuilt (python scripts/build_crd_schemas.py --fetch)."""
     cfg = config()
     by_pin: dict[str, list[tuple[str, str]]] = {}
-    for src in cfg["sources"]:
+    for src in [*cfg["sources"], *(cfg.get("hand_written") or [])]:
         for key, version in (src.get("pins") or {}).items():
             by_pin.setdefault(key, []).append((src["name"], _version(version)))
     assert {"flux", "argocd", "argo-cd", "sealed-secrets", "kube-prometheus-stack"} <= set(all_pins)
@@ -181,11 +181,18 @@ def test_bundle_matches_its_provenance_and_is_strict():
     assert files and files == set(provenance)
     cfg = config()
     sources = {(f"github.com/{s['repo']}", s["tag"]): s for s in cfg["sources"]}
+    hand_written = {h["file"]: h for h in cfg.get("hand_written") or []}
     for name, prov in provenance.items():
         assert name == bundled_file(prov["group"], prov["version"], prov["kind"])
-        assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"]) and prov["path"].endswith((".yaml", ".yml"))
-        src = sources[(prov["repo"], prov["tag"])]  # every file comes from a configured source
-        assert src.get("bundle", True) and prov["licence"] == src["licence"]
+        if prov.get("hand_written"):  # written by us, not converted from anyone's CRD
+            entry = hand_written[name]
+            assert prov["source"] == entry["source"] and prov["licence"] == entry["licence"] == "Apache-2.0"
+            assert (prov["group"], prov["version"], prov["kind"]) == (entry["group"], entry["version"], entry["kind"])
+            assert not {"repo", "tag", "commit", "path"} & prov.keys()
+        else:
+            assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"]) and prov["path"].endswith((".yaml", ".yml"))
+            src = sources[(prov["repo"], prov["tag"])]  # every file comes from a configured source
+            assert src.get("bundle", True) and prov["licence"] == src["licence"]
         assert prov["licence"] in cfg["bundle_licences"]  # cleared for the Apache-2.0 wheel
         schema = json.loads((BUNDLED_SCHEMAS / name).read_text(encoding="utf-8"))
         assert prov["strict"] and schema["additionalProperties"] is False, name
@@ -233,20 +240,129 @@ def test_offline_validate_without_schema_location_has_every_schema(variant, monk
     assert not (tmp_path / "cache" / "gitops-forge" / "schemas").exists()  # nothing was fetched or needed
 
 
-# Argo CD's AppProject has spec.sourceIntegrity from v3.5 on; the template pins the argo-cd chart 10.1.1, which
-# installs v3.4.4, so the signed-commit policy of verify=gpg is not in the CRD the cluster gets. Remove this
-# marker when the template and its Argo CD pin agree (a chart with Argo CD >= 3.5, or signatureKeys).
-ARGOCD_34_HAS_NO_SOURCE_INTEGRITY = pytest.mark.xfail(
-    strict=True, reason="template uses AppProject.spec.sourceIntegrity (Argo CD 3.5) but pins Argo CD 3.4.4")
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=ARGOCD_34_HAS_NO_SOURCE_INTEGRITY)
-    if VARIANTS[n].get("engine") == "argocd" and VARIANTS[n].get("verify") == "gpg" else n
-    for n in sorted(VARIANTS)
-])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_offline_validate_without_schema_location_is_clean(name, tmp_path_factory, monkeypatch, tmp_path):
     generated = generate(tmp_path_factory, VARIANTS[name])
     code, report = validate_offline(generated.repo, monkeypatch, tmp_path / "cache")
     assert [f"{f['check']} {f['kind']}/{f['name']}: {f['message']}" for f in report["findings"]] == []
     assert code == 0 and report["ok"] is True
+
+
+# --- FluxInstance: written by hand ---------------------------------------------------------------------
+# The Flux Operator's CRDs are AGPL-3.0, so the wheel's FluxInstance schema is our own, written from the
+# documented FluxInstance v1 API (scripts/crd_sources.yaml, hand_written). These objects are ours too.
+
+
+def _instance(**spec) -> dict:
+    return {"apiVersion": "fluxcd.controlplane.io/v1", "kind": "FluxInstance",
+            "metadata": {"name": "flux", "namespace": "flux-system"},
+            "spec": {"distribution": {"version": "2.9.x", "registry": "ghcr.io/fluxcd"}, **spec}}
+
+
+PATCH = "- op: add\n  path: /spec/verify\n  value:\n    mode: HEAD\n    secretRef:\n      name: git-signing-keys\n"
+# What clusters/<cluster>/flux-system/flux-instance.yaml of a Flux-Operator repo holds (verify: gpg).
+TEMPLATE_INSTANCE = _instance(
+    distribution={"version": "2.9.x", "registry": "ghcr.io/fluxcd",
+                  "artifact": "oci://ghcr.io/controlplaneio-fluxcd/flux-operator-manifests"},
+    components=["source-controller", "kustomize-controller", "helm-controller", "notification-controller"],
+    cluster={"type": "kubernetes", "multitenant": True, "tenantDefaultServiceAccount": "default",
+             "networkPolicy": True, "domain": "cluster.local"},
+    sync={"kind": "GitRepository", "url": "ssh://git@github.com/acme/fleet.git", "ref": "refs/heads/main",
+          "path": "clusters/prd-eu", "pullSecret": "flux-system"},
+    kustomize={"patches": [{"target": {"kind": "GitRepository", "name": "flux-system"}, "patch": PATCH}]},
+)
+VALID_INSTANCES = {
+    "template": TEMPLATE_INSTANCE,
+    "minimal": _instance(),
+    # Like the operator's own sample: every controller, OpenShift, persistent shards with their storage.
+    "sharded-openshift": _instance(
+        distribution={"version": "2.x", "registry": "ghcr.io/fluxcd",
+                      "artifact": "oci://ghcr.io/controlplaneio-fluxcd/flux-operator-manifests:latest"},
+        components=["source-controller", "source-watcher", "kustomize-controller", "helm-controller",
+                    "notification-controller", "image-reflector-controller", "image-automation-controller"],
+        cluster={"type": "openshift", "multitenant": False, "networkPolicy": True, "domain": "cluster.local"},
+        storage={"class": "standard", "size": "1Gi"},
+        sharding={"shards": ["shard1"], "storage": "persistent"},
+        sync={"kind": "GitRepository", "url": "https://git.example.com/fleet.git", "ref": "refs/heads/main",
+              "path": "clusters/one"},
+        kustomize={"patches": [{"target": {"kind": "Deployment", "labelSelector": "app.kubernetes.io/component in "
+                                           "(kustomize-controller, helm-controller)"},
+                                "patch": "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --concurrent=10\n"}]},
+    ),
+    # Every field of spec and status once.
+    "everything": {**_instance(
+        distribution={"version": "2.9.x", "registry": "registry.example.com/flux", "variant": "enterprise-distroless",
+                      "artifact": "oci://registry.example.com/manifests", "artifactPullSecret": "art",
+                      "imagePullSecret": "pull"},
+        components=["source-controller"],
+        cluster={"type": "aws", "size": "large", "multitenant": True, "multitenantWorkloadIdentity": True,
+                 "objectLevelWorkloadIdentity": True, "tenantDefaultServiceAccount": "default",
+                 "tenantDefaultDecryptionServiceAccount": "sops", "tenantDefaultKubeConfigServiceAccount": "kube",
+                 "networkPolicy": False, "domain": "cluster.example"},
+        commonMetadata={"labels": {"team": "platform"}, "annotations": {"owner": "platform"}},
+        kustomize={"patches": [{"patch": PATCH, "target": {"group": "apps", "version": "v1", "kind": "Deployment",
+                                                           "name": "x", "namespace": "flux-system",
+                                                           "labelSelector": "a=b", "annotationSelector": "c=d"}}]},
+        sync={"kind": "OCIRepository", "url": "oci://registry.example.com/fleet", "ref": "latest", "path": "./",
+              "pullSecret": "pull", "interval": "1m30s", "provider": "gcp", "name": "fleet"},
+        sharding={"key": "sharding.fluxcd.io/key", "shards": ["a", "b"], "storage": "ephemeral"},
+        storage={"class": "standard", "size": "10Gi"}, wait=False, migrateResources=True),
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True", "observedGeneration": 2, "reason": "ReconciliationSucceeded",
+                            "message": "ok", "lastTransitionTime": "2026-12-05T07:00:00Z"}],
+            "components": [{"name": "source-controller", "repository": "ghcr.io/fluxcd/source-controller",
+                            "tag": "v1.9.1", "digest": "sha256:0"}],
+            "history": [{"digest": "sha256:1", "firstReconciled": "2026-12-05T07:00:00Z",
+                         "lastReconciled": "2026-12-05T07:00:00Z", "lastReconciledDuration": "2s",
+                         "lastReconciledStatus": "ReconciliationSucceeded", "totalReconciliations": 3,
+                         "metadata": {"flux": "v2.9.5"}}],
+            "inventory": {"entries": [{"id": "flux-system_source-controller_apps_Deployment", "v": "v1"}]},
+            "lastAppliedRevision": "v2.9.5@sha256:2", "lastAttemptedRevision": "v2.9.5@sha256:2",
+            "lastArtifactRevision": "latest@sha256:3", "lastHandledReconcileAt": "now", "lastHandledForceAt": "now"}},
+}
+
+
+def _changed(change) -> dict:
+    obj = json.loads(json.dumps(TEMPLATE_INSTANCE))
+    change(obj)
+    return obj
+
+
+INVALID_INSTANCES = {
+    "unknown spec field": _changed(lambda o: o["spec"].update(version="2.9")),
+    "unknown spec.cluster field": _changed(lambda o: o["spec"]["cluster"].update(tenants=True)),
+    "unknown spec.sync field": _changed(lambda o: o["spec"]["sync"].update(branch="main")),
+    "unknown patch target field": _changed(lambda o: o["spec"]["kustomize"]["patches"][0]["target"].update(selector="x")),
+    "wrong cluster.type": _changed(lambda o: o["spec"]["cluster"].update(type="eks")),
+    "wrong component": _changed(lambda o: o["spec"]["components"].append("flagger")),
+    "wrong sync.kind": _changed(lambda o: o["spec"]["sync"].update(kind="HelmRepository")),
+    "missing distribution": _changed(lambda o: o["spec"].pop("distribution")),
+    "missing distribution.registry": _changed(lambda o: o["spec"]["distribution"].pop("registry")),
+    "missing sync.path": _changed(lambda o: o["spec"]["sync"].pop("path")),
+    "patch without patch": _changed(lambda o: o["spec"]["kustomize"]["patches"][0].pop("patch")),
+    "interval not a duration": _changed(lambda o: o["spec"]["sync"].update(interval="1 minute")),
+    "multitenant a string": _changed(lambda o: o["spec"]["cluster"].update(multitenant="true")),
+    "named other than flux": _changed(lambda o: o["metadata"].update(name="flux2")),
+    "persistent shards without storage": _changed(lambda o: o["spec"].update(sharding={"shards": ["a"], "storage": "persistent"})),
+    "github provider for an OCIRepository": _changed(lambda o: o["spec"]["sync"].update(kind="OCIRepository", provider="github")),
+    "tenant workload identity without object-level": _changed(lambda o: o["spec"]["cluster"].update(multitenantWorkloadIdentity=True)),
+}
+
+
+def test_fluxinstance_schema_is_bundled_and_written_by_us():
+    prov = bundled_schemas()[bundled_file("fluxcd.controlplane.io", "v1", "FluxInstance")]
+    assert prov["hand_written"] and prov["licence"] == "Apache-2.0" and "flux-operator v0.58.1" in prov["source"]
+    [upstream] = [s for s in config()["sources"] if s["repo"] == "controlplaneio-fluxcd/flux-operator"]
+    assert upstream["licence"] == "AGPL-3.0" and upstream["bundle"] is False  # its CRDs stay out of the wheel
+
+
+@pytest.mark.parametrize("name", sorted(VALID_INSTANCES))
+def test_fluxinstance_schema_accepts_valid_instances(name):
+    result = SchemaStore([]).validate(VALID_INSTANCES[name])
+    assert (result.status, result.errors) == ("valid", []), result.source
+    assert result.source == "bundled schema (written by gitops-forge from the FluxInstance v1 API at flux-operator v0.58.1)"
+
+
+@pytest.mark.parametrize("name", sorted(INVALID_INSTANCES))
+def test_fluxinstance_schema_rejects_invalid_instances(name):
+    assert SchemaStore([]).validate(INVALID_INSTANCES[name]).status == "invalid"
