@@ -81,6 +81,7 @@ VALID = {
     "argocd-gpg": {"engine": "argocd", "verify": "gpg"},
     "sops-with-ssh-signatures": {"secrets": "sops", "verify": "ssh"},
     "gpg-signatures": {"verify": "gpg"},
+    "argocd-domain-and-ha": {"engine": "argocd", "argocd_domain": "platform.acme-corp.example", "argocd_ha": True},
 }
 
 LONG = "a" * 41
@@ -149,6 +150,11 @@ INVALID = {
     "alerts-unknown": {"alerts_to": "pager"},
     "alerts-without-monitoring": {"monitoring": False, "alerts_to": "slack"},
     "commit-status-unknown-host": {"git_url": "https://git.example.com/org/repo.git", "alerts_to": "github-status"},
+    "argocd-domain-not-dns": {"engine": "argocd", "argocd_domain": "Argo_CD.example"},
+    "argocd-domain-one-label": {"engine": "argocd", "argocd_domain": "localhost"},
+    "argocd-domain-url": {"engine": "argocd", "argocd_domain": "https://argocd.example.org"},
+    "argocd-domain-too-long": {"engine": "argocd", "argocd_domain": ".".join(["a" * 40] * 5) + ".org"},
+    "argocd-ha-not-bool": {"engine": "argocd", "argocd_ha": "maybe"},
 }
 
 # Cases where answers.py names a more specific rule (metacharacters, path
