@@ -52,6 +52,8 @@ RESERVED = {
 
 LIST_FIELDS = {"environments", "clusters", "teams", "apps"}
 BOOL_FIELDS = {"monitoring", "argocd_ha"}
+# Asked (and recorded in .copier-answers.yml) only with engine argocd, like copier.yml's `when`.
+ARGOCD_ONLY = {"argocd_domain", "argocd_ha"}
 # The words Copier casts to a bool answer.
 _BOOL_WORDS = {**dict.fromkeys(("y", "yes", "t", "true", "on", "1"), True), **dict.fromkeys(("n", "no", "f", "false", "off", "0"), False)}
 ITEM_KEYS = {
@@ -179,11 +181,13 @@ def reject_unknown(answers: Mapping[str, Any]) -> None:
 def validate(answers: Mapping[str, Any]) -> dict[str, Any]:
     """Check a complete set of answers; return them unchanged or raise AnswersError."""
     reject_unknown(answers)
-    missing = [key for key in KNOWN if key not in answers]
+    needed = [key for key in KNOWN if key not in ARGOCD_ONLY or answers.get("engine") == "argocd"]
+    missing = [key for key in needed if key not in answers]
     if missing:
         _fail(missing[0], "is required")
     for field in KNOWN:
-        check_field(field, answers)
+        if field in answers:
+            check_field(field, answers)
     return dict(answers)
 
 
