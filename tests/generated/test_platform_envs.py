@@ -19,7 +19,7 @@ from generator.validate.schemas import resolve_version
 from .variants import TEMPLATE, generate
 
 COPIER = yaml.safe_load((TEMPLATE / "copier.yml").read_text())
-KUBERNETES_VERSION = COPIER["kubernetes_version"]["default"]
+KUBERNETES_VERSION = COPIER.get("kubernetes_version", {}).get("default", "")
 MULTI = {
     "environments": ["dev", "staging", "prod"],
     "clusters": [
