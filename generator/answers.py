@@ -26,6 +26,9 @@ IMAGE = re.compile(
 )
 BRANCH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+DNS_DOMAIN = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# argocd.<cluster>. goes in front of argocd_domain; DNS names end at 253 characters.
+MAX_DOMAIN = 200
 
 ENGINES = ("flux", "argocd")
 CI_PROVIDERS = ("github", "gitlab", "none")
@@ -54,7 +57,9 @@ RESERVED = {
 }
 
 LIST_FIELDS = {"environments", "clusters", "teams", "apps"}
-BOOL_FIELDS = {"monitoring"}
+BOOL_FIELDS = {"monitoring", "argocd_ha"}
+# Asked (and recorded in .copier-answers.yml) only with engine argocd, like copier.yml's `when`.
+ARGOCD_ONLY = {"argocd_domain", "argocd_ha"}
 # The words Copier casts to a bool answer.
 _BOOL_WORDS = {**dict.fromkeys(("y", "yes", "t", "true", "on", "1"), True), **dict.fromkeys(("n", "no", "f", "false", "off", "0"), False)}
 ITEM_KEYS = {
@@ -62,7 +67,7 @@ ITEM_KEYS = {
     "teams": ({"name", "groups"}, set()),
     "apps": ({"name", "team", "image", "port"}, {"health_path", "ready_path"}),
 }
-KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "pager", "cluster_flavor", "ci")
+KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "pager", "cluster_flavor", "ci", "argocd_domain", "argocd_ha")
 
 
 class AnswersError(ValueError):
@@ -182,11 +187,13 @@ def reject_unknown(answers: Mapping[str, Any]) -> None:
 def validate(answers: Mapping[str, Any]) -> dict[str, Any]:
     """Check a complete set of answers; return them unchanged or raise AnswersError."""
     reject_unknown(answers)
-    missing = [key for key in KNOWN if key not in answers]
+    needed = [key for key in KNOWN if key not in ARGOCD_ONLY or answers.get("engine") == "argocd"]
+    missing = [key for key in needed if key not in answers]
     if missing:
         _fail(missing[0], "is required")
     for field in KNOWN:
-        check_field(field, answers)
+        if field in answers:
+            check_field(field, answers)
     return dict(answers)
 
 
@@ -315,6 +322,19 @@ def _check_ci(answers: Mapping[str, Any]) -> None:
         _fail("ci", f"{answers['ci']!r} is not supported; choose one of: {', '.join(CI_PROVIDERS)}")
 
 
+def _check_argocd_domain(answers: Mapping[str, Any]) -> None:
+    value = answers["argocd_domain"]
+    if not isinstance(value, str) or not DNS_DOMAIN.fullmatch(value):
+        _fail("argocd_domain", f"{value!r} must be a DNS domain such as platform.example.org: lowercase labels of letters, digits and '-', joined by dots")
+    if len(value) > MAX_DOMAIN:
+        _fail("argocd_domain", f"{value!r} is {len(value)} characters; at most {MAX_DOMAIN} leave room for argocd.<cluster>.")
+
+
+def _check_argocd_ha(answers: Mapping[str, Any]) -> None:
+    if not isinstance(answers["argocd_ha"], bool):
+        _fail("argocd_ha", f"{answers['argocd_ha']!r} must be true or false")
+
+
 _FIELD_CHECKS = {
     "project_name": lambda answers: check_name("project_name", answers["project_name"], reserved=()),
     "git_url": lambda answers: validate_git_url(answers["git_url"]),
@@ -331,6 +351,8 @@ _FIELD_CHECKS = {
     "pager": _check_pager,
     "cluster_flavor": _check_cluster_flavor,
     "ci": _check_ci,
+    "argocd_domain": _check_argocd_domain,
+    "argocd_ha": _check_argocd_ha,
 }
 
 

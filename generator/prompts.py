@@ -137,6 +137,24 @@ def _ask_verify(answers: dict[str, Any], spec: dict[str, Any]) -> str:
     return _ask_scalar("verify", _choice("verify", modes))(answers, spec)
 
 
+def _ask_argocd_domain(answers: dict[str, Any], spec: dict[str, Any]) -> str:
+    if answers["engine"] != "argocd":
+        return default_for(spec, answers)  # not used by Flux; Copier does not ask it either
+
+    def check(value: str) -> str:
+        rules.check_field("argocd_domain", {**answers, "argocd_domain": value})
+        return value
+
+    return _ask_scalar("argocd_domain", check)(answers, spec)
+
+
+def _ask_argocd_ha(answers: dict[str, Any], spec: dict[str, Any]) -> bool:
+    if answers["engine"] != "argocd":
+        return default_for(spec, answers)
+    typer.secho(spec.get("help", "argocd_ha"), dim=True)
+    return typer.confirm("argocd_ha", default=default_for(spec, answers))
+
+
 ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "project_name": _ask_scalar("project_name", lambda value: rules.check_name("project_name", value, reserved=())),
     "git_url": _ask_scalar("git_url", rules.validate_git_url),
@@ -153,6 +171,8 @@ ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "pager": _ask_pager,
     "cluster_flavor": _ask_cluster_flavor,
     "ci": _ask_scalar("ci", _choice("ci", list(rules.CI_PROVIDERS))),
+    "argocd_domain": _ask_argocd_domain,
+    "argocd_ha": _ask_argocd_ha,
 }
 
 
@@ -193,3 +213,5 @@ def _summary(answers: dict[str, Any]) -> None:
     typer.echo(f"  secrets  {answers['secrets']}, signed commits: {answers['verify']}")
     typer.echo(f"  alerts   {'to ' + answers['alerts_to'] + ', critical pages ' + answers['pager'] + ' (' + answers['cluster_flavor'] + ' clusters)' if answers['monitoring'] else 'no monitoring'}")
     typer.echo(f"  ci       {answers['ci']}")
+    if answers["engine"] == "argocd":
+        typer.echo(f"  argocd   https://argocd.<cluster>.{answers['argocd_domain']}{', highly available' if answers['argocd_ha'] else ''}")

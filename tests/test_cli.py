@@ -112,6 +112,8 @@ def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
         "", "",                  # monitoring, alerts_to
         "", "",                  # pager, cluster_flavor
         "",                      # ci
+        "localhost", "gitops.acme.example",  # argocd_domain: a single label is re-asked
+        "y",                     # argocd_ha
         "y",
     ]) + "\n"
     result = runner.invoke(app, ["new", str(destination), "--no-git"], input=answers)
@@ -119,6 +121,8 @@ def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
     assert "choose one of none, gpg" in result.output
     recorded = yaml.safe_load((destination / ".copier-answers.yml").read_text())
     assert (recorded["engine"], recorded["secrets"], recorded["verify"]) == ("argocd", "sealed-secrets", "gpg")
+    assert (recorded["argocd_domain"], recorded["argocd_ha"]) == ("gitops.acme.example", True)
+    assert "argocd_domain: 'localhost' must be a DNS domain" in result.output
     assert (destination / "clusters/prod/root.yaml").is_file() and "bootstrap Argo CD" in result.output
 
 

@@ -82,6 +82,7 @@ VALID = {
     "argocd-gpg": {"engine": "argocd", "verify": "gpg"},
     "sops-with-ssh-signatures": {"secrets": "sops", "verify": "ssh"},
     "gpg-signatures": {"verify": "gpg"},
+    "argocd-domain-and-ha": {"engine": "argocd", "argocd_domain": "platform.acme-corp.example", "argocd_ha": True},
 }
 
 LONG = "a" * 41
@@ -155,6 +156,11 @@ INVALID = {
     "pager-none-named-prod-first": {"environments": ["prod", "dr"], "clusters": [{"name": "p1", "environment": "prod"}], "pager": "none"},
     "pager-without-monitoring": {"monitoring": False, "alerts_to": "none", "pager": "opsgenie"},
     "cluster-flavor-unknown": {"cluster_flavor": "eks"},
+    "argocd-domain-not-dns": {"engine": "argocd", "argocd_domain": "Argo_CD.example"},
+    "argocd-domain-one-label": {"engine": "argocd", "argocd_domain": "localhost"},
+    "argocd-domain-url": {"engine": "argocd", "argocd_domain": "https://argocd.example.org"},
+    "argocd-domain-too-long": {"engine": "argocd", "argocd_domain": ".".join(["a" * 40] * 5) + ".org"},
+    "argocd-ha-not-bool": {"engine": "argocd", "argocd_ha": "maybe"},
 }
 
 # Cases where answers.py names a more specific rule (metacharacters, path

@@ -144,6 +144,7 @@ def assert_no_plaintext_anywhere(workspace: dict) -> None:
 
 
 def use_certificate(repo: Path, workspace: dict, *clusters: str) -> None:
+    """Commit the throw-away certificate as the sealing certificate of these clusters' environments."""
     for cluster in clusters:
         shutil.copy(workspace["cert"], repo / "clusters" / cluster / "pub-sealed-secrets.pem")
 
@@ -154,12 +155,11 @@ def use_certificate(repo: Path, workspace: dict, *clusters: str) -> None:
 def test_seals_from_stdin_and_writes_only_ciphertext(sealed_template, workspace):
     repo = copy_repo(sealed_template, workspace)
     install(workspace, "kubeseal", FAKE_KUBESEAL)
-    use_certificate(repo, workspace, "prod-eu", "prod-us")
+    use_certificate(repo, workspace, "prod-eu")
     output = "apps/prod/podinfo/sealedsecret.yaml"
     result = run(repo, workspace, "seal-secret.sh", "--cluster", "prod-eu", "--namespace", "dev-team", "--name", "podinfo",
                  "--output", output, "--", "--from-file=password=/dev/stdin", stdin=SECRET)
     assert result.returncode == 0, result.stderr
-    assert "warning" not in result.stderr  # both prod clusters share the certificate
     sealed = yaml.safe_load((repo / output).read_text())
     assert sealed["kind"] == "SealedSecret" and sealed["metadata"] == {"name": "podinfo", "namespace": "dev-team"}
     assert decrypt(workspace, sealed["spec"]["encryptedData"]["password"]) == SECRET
@@ -215,8 +215,8 @@ def test_missing_kubeseal_fails_with_a_clear_message(sealed_template, workspace)
         (["--namespace", "dev-team", "--name", "x", "--", "--from-file=a=/dev/stdin"], "--cluster is required; one of: dev prod-eu prod-us"),
         (["--cluster", "staging", "--namespace", "dev-team", "--name", "x"], "unknown cluster 'staging'; one of: dev prod-eu prod-us"),
         (["--cluster", "prod-us", "--namespace", "dev-team", "--name", "x", "--", "--from-file=a=/dev/stdin"],
-         "clusters/prod-us/pub-sealed-secrets.pem holds no certificate yet; fetch it with kubectl pointed at prod-us: "
-         "scripts/seal-secret.sh --cluster prod-us --fetch-cert"),
+         "clusters/prod-eu/pub-sealed-secrets.pem holds no certificate yet; fetch it with kubectl pointed at prod-eu: "
+         "scripts/seal-secret.sh --cluster prod-eu --fetch-cert"),
         (["--cluster", "dev", "--name", "x", "--", "--from-file=a=/dev/stdin"], "--namespace and --name are required (or --stdin)"),
         (["--cluster", "dev", "--namespace", "dev-team", "--name", "x"], "give the Secret's keys after --, e.g. -- --from-file=password=/dev/stdin"),
         (["--cluster", "dev", "--colour", "red"], "unknown option '--colour'; see --help"),
@@ -247,14 +247,106 @@ def test_a_failing_kubeseal_leaves_the_file_unchanged(sealed_template, workspace
     assert_no_plaintext_anywhere(workspace)
 
 
-def test_warns_when_clusters_of_an_environment_have_different_certificates(sealed_template, workspace):
+def test_every_cluster_of_an_environment_seals_with_its_one_certificate(sealed_template, workspace):
     repo = copy_repo(sealed_template, workspace)
     install(workspace, "kubeseal", FAKE_KUBESEAL)
-    use_certificate(repo, workspace, "prod-eu")  # prod-us still holds the placeholder
-    result = run(repo, workspace, "seal-secret.sh", "--cluster", "prod-eu", "--namespace", "dev-team", "--name", "podinfo",
+    use_certificate(repo, workspace, "prod-eu")
+    assert not (repo / "clusters/prod-us/pub-sealed-secrets.pem").exists()  # no second certificate to drift
+    result = run(repo, workspace, "seal-secret.sh", "--cluster", "prod-us", "--namespace", "dev-team", "--name", "podinfo",
                  "--", "--from-file=password=/dev/stdin", stdin=SECRET)
     assert result.returncode == 0, result.stderr
-    assert "warning: cluster prod-us (also prod) does not have the certificate of prod-eu" in result.stderr
+    assert decrypt(workspace, yaml.safe_load(result.stdout)["spec"]["encryptedData"]["password"]) == SECRET
+    assert "--cert " + str(repo / "clusters/prod-eu/pub-sealed-secrets.pem") in (workspace["root"] / "calls.log").read_text()
+
+
+def test_fetching_from_a_cluster_with_a_key_of_its_own_keeps_the_environments_certificate(sealed_template, workspace, tmp_path):
+    repo = copy_repo(sealed_template, workspace)
+    install(workspace, "kubeseal", FAKE_KUBESEAL)
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "other.key"), "-out", str(other),
+                    "-days", "1", "-subj", "/CN=sealed-secret/O=sealed-secret"], check=True, capture_output=True)
+    target = repo / "clusters/prod-eu/pub-sealed-secrets.pem"
+    shutil.copy(other, target)
+    result = run(repo, workspace, "seal-secret.sh", "--cluster", "prod-us", "--fetch-cert")
+    assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (1, (
+        "seal-secret.sh: cluster prod-us has a sealing key of its own, not the one of prod (clusters/prod-eu/pub-sealed-secrets.pem); "
+        'restore the environment\'s key on it (docs/secrets.md, "Several clusters per environment")'))
+    assert target.read_text() == other.read_text()
+    use_certificate(repo, workspace, "prod-eu")  # the key restored: prod-us serves the same certificate
+    result = run(repo, workspace, "seal-secret.sh", "--cluster", "prod-us", "--fetch-cert")
+    assert result.returncode == 0, result.stderr
+    assert target.read_text().strip() == workspace["cert"].read_text().strip()
+
+
+# --- the sealing-key runbooks of docs/secrets.md, run with stand-in kubectl, kubeseal and age ---------
+
+# Stands in for kubectl: commands that need no cluster (--kubeconfig=/dev/null: create --dry-run, label --local)
+# run the real kubectl; the others are logged with what they read on stdin, as a cluster would receive them.
+FAKE_KUBECTL = """#!/bin/sh
+case " $* " in
+  *" --kubeconfig=/dev/null "*) exec /usr/bin/kubectl "$@" ;;
+esac
+printf 'kubectl %s\\n' "$*" >>"$FAKE_LOG"
+case " $* " in
+  *" -f - "*) cat >>"$FAKE_LOG" ;;
+esac
+"""
+
+# Stands in for age: "encrypts" by copying (-r RECIPIENT -o OUT IN), "decrypts" by printing (-d -i IDENTITY IN).
+FAKE_AGE = """#!/bin/sh
+printf 'age %s\\n' "$*" >>"$FAKE_LOG"
+if [ "$1" = -d ]; then cat "$4"; else cp "$5" "$4"; fi
+"""
+
+
+def doc_blocks(repo: Path, heading: str) -> list[str]:
+    """The sh code blocks of one section of docs/secrets.md."""
+    text = (repo / "docs/secrets.md").read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("\n", 1)[1] for block in section.split("```")[1::2] if block.startswith("sh\n")]
+
+
+def run_doc(repo: Path, workspace: dict, script: str) -> subprocess.CompletedProcess:
+    for name, source in (("kubeseal", FAKE_KUBESEAL), ("kubectl", FAKE_KUBECTL), ("age", FAKE_AGE)):
+        install(workspace, name, source)
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=repo, capture_output=True, text=True,
+                          env=workspace["env"], timeout=120)
+
+
+def test_the_rotation_runbook_makes_one_key_backs_it_up_and_gives_it_to_every_cluster(sealed_template, workspace):
+    repo = copy_repo(sealed_template, workspace)
+    make_key, per_cluster, finish, _re_encrypt = doc_blocks(repo, "Rotate the sealing key")
+    fill = {"<escrow-public-key>": "age1escrow", "<environment>": "prod", "<first-cluster>": "prod-eu"}
+    script = make_key
+    for _cluster in ("prod-eu", "prod-us"):
+        script += per_cluster
+    script += 'cp "$work/key.yaml" "$HOME/key-as-applied.yaml"\n' + finish
+    for placeholder, value in fill.items():
+        script = script.replace(placeholder, value)
+    result = run_doc(repo, workspace, script)
+    assert result.returncode == 0, result.stderr
+    key = yaml.safe_load((workspace["root"] / "key-as-applied.yaml").read_text())
+    assert key["type"] == "kubernetes.io/tls" and key["metadata"]["namespace"] == "kube-system"
+    assert key["metadata"]["labels"] == {"sealedsecrets.bitnami.com/sealed-secrets-key": "active"}
+    backups = list(repo.glob("sealed-secrets-key-*-prod.yaml.age"))
+    assert len(backups) == 1 and yaml.safe_load(backups[0].read_text()) == key  # the backup is the applied key
+    log = (workspace["root"] / "calls.log").read_text()
+    assert log.count("kubectl apply -f ") == 2 and log.count("rollout restart deployment sealed-secrets-controller") == 2
+    assert (repo / "clusters/prod-eu/pub-sealed-secrets.pem").read_text().strip() == workspace["cert"].read_text().strip()
+    assert not list(Path(workspace["env"]["TMPDIR"]).iterdir())  # the private key is gone from the disk
+
+
+def test_the_restore_runbook_applies_the_environments_key_backup(sealed_template, workspace):
+    repo = copy_repo(sealed_template, workspace)
+    (restore, _check), = [doc_blocks(repo, "Several clusters per environment")[0].splitlines()[:2]]
+    key = "apiVersion: v1\nkind: List\nitems: []\n# the key backup of prod-eu\n"
+    (repo / "sealed-secrets-keys-prod-eu.yaml.age").write_text(key)
+    result = run_doc(repo, workspace, restore.replace("<escrow-identity>", "escrow.key").replace("<first-cluster>", "prod-eu"))
+    assert result.returncode == 0, result.stderr
+    log = (workspace["root"] / "calls.log").read_text()
+    # The two ends of the pipe log in either order; what kubectl read comes last.
+    assert "age -d -i escrow.key sealed-secrets-keys-prod-eu.yaml.age\n" in log and "kubectl apply -f -\n" in log
+    assert log.endswith(key)
 
 
 # --- encrypt-secret.sh (secrets: sops) --------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_every_application_path_exists_and_renders(repo):
             else:
                 assert source["repoURL"] == answers["git_url"] and source["targetRevision"] == answers["default_branch"]
                 assert (path / source["path"]).is_dir() and (source["path"], "argocd") in built, (name, source["path"])
-    names = {"root", "infra-controllers", "infra-configs", "tenants", "apps", "argo-cd"}
+    names = {"root", "infra-controllers", "infra-configs", "tenants", "apps", "argo-cd", "metrics-server"}
     names |= {"sealed-secrets"} if answers["secrets"] == "sealed-secrets" else set()
     names |= {"kube-prometheus-stack"} if answers["monitoring"] else set()
     assert set(applications) == names | {a["name"] for a in answers["apps"]}
@@ -177,18 +177,21 @@ def test_argocd_is_configured_from_this_repository(repo):
 
 def test_each_cluster_names_itself_in_alerts_and_notifications(repo):
     _, answers, rendered = repo
-    builds = [r for r in rendered if r.entrypoint.rel == "infrastructure/controllers"]
-    if not answers["monitoring"]:
-        assert all("kustomize" not in r.entrypoint.spec for r in builds)
-        return
+    builds = [r for r in rendered if r.entrypoint.rel.startswith("infrastructure/environments/")]
     named = set()
     for result in builds:
         apps = {o.data["metadata"]["name"]: o.data["spec"]["sources"][0]["helm"].get("valuesObject") for o in result.objects
                 if o.data["kind"] == "Application"}
-        cluster = apps["kube-prometheus-stack"]["prometheus"]["prometheusSpec"]["externalLabels"]["cluster"]
+        # Argo CD's own URL, argocd.<cluster>.<argocd_domain>, names the cluster on every build.
+        prefix, cluster, domain = apps["argo-cd"]["global"]["domain"].split(".", 2)
+        assert (prefix, domain) == ("argocd", answers["argocd_domain"])
         named.add(cluster)
-        if answers["alerts_to"] != "none":
+        if answers["monitoring"]:
+            assert apps["kube-prometheus-stack"]["prometheus"]["prometheusSpec"]["externalLabels"]["cluster"] == cluster
+        if answers["monitoring"] and answers["alerts_to"] != "none":
             assert apps["argo-cd"]["notifications"]["context"]["cluster"] == cluster
+        else:
+            assert "notifications" not in apps["argo-cd"]
     assert named == {c["name"] for c in answers["clusters"]}
 
 

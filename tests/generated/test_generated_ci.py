@@ -119,7 +119,7 @@ def load_workflow(repo: Path, name: str) -> dict:
     return data
 
 
-def test_actions_are_pinned_to_released_versions(tmp_path_factory):
+def test_actions_are_pinned_by_commit_with_their_release(tmp_path_factory):
     repo, _ = repo_of(tmp_path_factory, "github")
     uses = [
         step["uses"]
@@ -129,8 +129,13 @@ def test_actions_are_pinned_to_released_versions(tmp_path_factory):
         if "uses" in step
     ]
     assert len(uses) >= 8
-    for ref in uses:
-        assert re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+(\.\d+){0,2}", ref), f"{ref} is not pinned to a version tag"
+    for ref in uses:  # a tag can be moved; a commit cannot
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), f"{ref} is not pinned to a commit"
+    lines = [line for name in ("validate.yaml", "template-update.yaml")
+             for line in (repo / ".github/workflows" / name).read_text().splitlines() if "uses:" in line]
+    assert len(lines) == len(uses)
+    for line in lines:  # the release each commit is, for people and Renovate
+        assert re.search(r"@[0-9a-f]{40}  # v\d+\.\d+\.\d+$", line), line
 
 
 def test_workflow_permissions_are_least_privilege(tmp_path_factory):
@@ -166,7 +171,8 @@ def test_validate_workflow_runs_every_check(tmp_path_factory):
     text = (repo / ".github" / "workflows" / "validate.yaml").read_text()
     for expected in (
         "yamllint --strict .",
-        "gitops-forge validate --schema-location",
+        "gitops-forge validate --kubernetes-version \"$KUBERNETES_VERSION\"",
+        "--schema-location \"$SCHEMA_LOCATION\"",
         "--format sarif",
         "scripts/check-alert-rules.py",
         "flux migrate -f . --yes",
@@ -312,17 +318,11 @@ def test_renovate_covers_chart_versions_and_kustomizations(generated):
         flux = [js_regex(p) for p in config["flux"]["managerFilePatterns"]]
         assert any(p.search("infrastructure/controllers/sealed-secrets/helmrelease.yaml") for p in flux)
     else:
-        # Renovate's argocd manager matches no file by default: it must find every chart Application
-        # (Argo CD's own included), and not the apps' Applications, which follow a branch.
-        assert "flux" not in config
-        argocd = [js_regex(p) for p in config["argocd"]["managerFilePatterns"]]
-        charts = sorted(path.relative_to(repo).as_posix() for path in repo.glob("infrastructure/controllers/*/application.yaml"))
-        assert "infrastructure/controllers/argo-cd/application.yaml" in charts
-        for chart in charts:
-            assert any(p.search(chart) for p in argocd), chart
-        for env in answers["environments"]:
-            for app in answers["apps"]:
-                assert not any(p.search(f"apps/{env}/deploy-{app['name']}.yaml") for p in argocd)
+        # The chart versions are pinned per environment (tests/generated/test_platform_envs.py): Renovate's
+        # argocd manager, which would bump the overridden ones of infrastructure/controllers/, is off.
+        assert "flux" not in config and config["argocd"]["enabled"] is False
+    first = f"infrastructure/environments/{answers['environments'][0]}/controllers/kustomization.yaml"
+    assert any(js_regex(p).search(first) for manager in config["customManagers"] for p in manager["managerFilePatterns"])
     kustomize = [js_regex(p) for p in config["kustomize"]["managerFilePatterns"]]
     for env in answers["environments"]:
         for app in answers["apps"]:

@@ -135,7 +135,9 @@ def test_layout_follows_the_answers(generated):
     assert (repo / "infrastructure/controllers/argo-cd").is_dir() != flux
     if not flux:
         assert [p.relative_to(repo) for p in repo.rglob("*flux*")] == []
-        assert (repo / "clusters" / cluster["name"] / "pub-sealed-secrets.pem").is_file() == (answers["secrets"] == "sealed-secrets")
+        # One sealing certificate per environment, beside its first cluster.
+        holder = next(c["name"] for c in answers["clusters"] if c["environment"] == cluster["environment"])
+        assert (repo / "clusters" / cluster["name"] / "pub-sealed-secrets.pem").is_file() == (answers["secrets"] == "sealed-secrets" and cluster["name"] == holder)
     sealed = answers["secrets"] == "sealed-secrets"
     assert (repo / "scripts/seal-secret.sh").is_file() == sealed and (repo / "infrastructure/controllers/sealed-secrets").is_dir() == sealed
     assert (repo / "scripts/encrypt-secret.sh").is_file() != sealed and (repo / ".sops.yaml").is_file() != sealed
@@ -153,7 +155,8 @@ def test_every_entrypoint_renders_and_validates_strictly(generated, schema_locat
     problems += [f"render {e.entrypoint}: {e.message}" for e in report.render_errors]
     problems += [f"no schema: {m.api_version} {m.kind}/{m.name}" for m in report.missing_schemas]
     assert problems == []
-    expected = {f"apps/{c['environment']}" for c in answers["clusters"]} | {"infrastructure/controllers"}
+    expected = {f"apps/{c['environment']}" for c in answers["clusters"]}
+    expected |= {f"infrastructure/environments/{c['environment']}/controllers" for c in answers["clusters"]}
     assert expected <= set(report.entrypoints)
 
 

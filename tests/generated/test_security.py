@@ -188,7 +188,7 @@ def test_sealed_secrets_controller_passes_restricted_and_matches_kubeseal(repo):
         # Uninstalling the chart would delete the CRD and with it every SealedSecret and its Secret.
         assert "finalizers" not in application["metadata"] and "ServerSideApply=true" in spec["syncPolicy"]["syncOptions"]
     assert (namespace, release, values["fullnameOverride"]) == ("kube-system", "sealed-secrets-controller", "sealed-secrets-controller")
-    assert values["keyrenewperiod"] == "720h"
+    assert values["keyrenewperiod"] == "0"  # renewed only by the rotation runbook (docs/secrets.md)
     pod, container = values["podSecurityContext"], values["containerSecurityContext"]
     assert pod["runAsNonRoot"] is True and pod["seccompProfile"]["type"] == "RuntimeDefault"
     assert container["allowPrivilegeEscalation"] is False and container["capabilities"]["drop"] == ["ALL"]
@@ -451,7 +451,7 @@ def test_security_and_secrets_docs_fit_the_variant(repo):
     assert missing == []
     secrets_doc = (path / "docs/secrets.md").read_text()
     if answers["secrets"] == "sealed-secrets":
-        assert "--key-cutoff-time" in secrets_doc and "30 days" in secrets_doc and "repeat after every renewal" in secrets_doc.lower()
+        assert 'keyrenewperiod: "0"' in secrets_doc and "## Rotate the sealing key" in secrets_doc and "30 days" not in secrets_doc
         assert "re-encrypt" in secrets_doc and "SOPS" in secrets_doc and "External Secrets" in secrets_doc
     else:
         assert "kubeseal" not in secrets_doc and "sops updatekeys" in secrets_doc and "Sealed Secrets" in secrets_doc
