@@ -219,3 +219,17 @@ def test_application_health_check_lets_the_waves_wait_for_syncs(repo, status, ex
     result = lua.execute(script)
     assert result["status"] == expected
     assert isinstance(result["message"], str)
+
+
+def test_comments_name_argocd_objects_and_what_teams_may_do(repo):
+    """Review m10: no Flux object is named in an Argo CD repo's files, and teams are not told to annotate
+    Applications they cannot change."""
+    path, answers, _ = repo
+    for file in (p for p in path.rglob("*") if p.is_file() and ".git" not in p.parts and p.suffix in (".yaml", ".md")):
+        text = file.read_text()
+        assert "HelmRelease" not in text and "Kustomization `tenants`" not in text, file.relative_to(path)
+    notifications = path / "infrastructure/controllers/argo-cd/notifications-values.yaml"
+    if notifications.exists():
+        comments = " ".join(line.strip(" #") for line in notifications.read_text().splitlines() if line.strip().startswith("#"))
+        assert "A team can subscribe" not in comments
+        assert "Teams cannot change their Applications" in comments and "asks for them in a pull request" in comments
