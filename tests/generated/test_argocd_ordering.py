@@ -265,8 +265,11 @@ def test_a_failed_chart_does_not_hold_back_tenants_and_apps(repo, health_check, 
 
 
 def test_a_team_application_never_comes_before_its_project_and_namespace(repo, health_check):
-    """Every app's Application is created in a wave of root after its project and namespace exist, and
-    when `tenants` and `apps` sync in parallel (outside root's waves) its first sync retries."""
+    """Every app's Application is created in a wave of root after its project and namespace exist. When
+    `tenants` and `apps` sync in parallel (one commit adds a team and its app, outside root's waves), Argo CD
+    does not sync an Application whose project does not exist (the controller's InvalidSpecError), and
+    `tenants` creates a team's project in a wave after its namespace, quota, limits, policies and RBAC,
+    waiting for them: once the project exists, so does everything the app's first sync needs."""
     _, answers, rendered = repo
     for name in clusters(answers):
         cluster = Cluster(name, rendered, health_check, outcomes={})
@@ -280,8 +283,16 @@ def test_a_team_application_never_comes_before_its_project_and_namespace(repo, h
             assert ("AppProject", "argocd", project) in existing, (name, application["metadata"]["name"])
             assert ("Namespace", "", namespace) in existing, (name, application["metadata"]["name"])
             policy = application["spec"]["syncPolicy"]
-            assert policy["retry"]["limit"] > 0 and policy["retry"]["backoff"]["duration"] == "15s"
-            assert "SkipDryRunOnMissingResource=true" in policy["syncOptions"]
+            assert policy["retry"]["limit"] > 0 and "SkipDryRunOnMissingResource=true" in policy["syncOptions"]
+        [tenants] = [o for o in root_objects(rendered, name) if o["metadata"]["name"] == "tenants"]
+        children = cluster.children(tenants, f"clusters/{name}")
+        projects = {o["metadata"]["name"]: o for o in children if o["kind"] == "AppProject"}
+        for team in answers["teams"]:
+            project = projects[team["name"]]
+            mine = [o for o in children if o["kind"] != "AppProject"
+                    and team["name"] in (o["metadata"].get("namespace"), o["metadata"]["name"] if o["kind"] == "Namespace" else None)]
+            assert {"Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding"} <= {o["kind"] for o in mine}
+            assert all(wave(o) < wave(project) for o in mine), (team["name"], [(o["kind"], wave(o)) for o in mine])
 
 
 def test_configs_and_apps_skip_the_dry_run_of_missing_kinds(repo):
