@@ -152,7 +152,6 @@ class RootRun:
     reached: list[int]  # the waves root applied
     stopped: str | None  # why root stopped before its last wave, if it did
     before: dict[int, list[dict]]  # wave -> every object that existed when root applied it
-    cluster: Cluster
 
 
 def run_root(cluster: Cluster) -> RootRun:
@@ -161,10 +160,11 @@ def run_root(cluster: Cluster) -> RootRun:
     [root_render] = [r for r in cluster.rendered if r.entrypoint.rel == directory and r.entrypoint.mode == "argocd"]
     objects = [o.data for o in root_render.objects]
     waves = sorted({wave(o) for o in objects})
-    run = RootRun([], None, {}, cluster)
+    run = RootRun([], None, {})
     for index, number in enumerate(waves):
         cluster.created = []
-        cluster.sync(objects, directory, upto=number - 1, gate=False) if index else None
+        if index:
+            cluster.sync(objects, directory, upto=waves[index - 1], gate=False)
         run.before[number] = list(cluster.created)
         run.reached.append(number)
         if index == len(waves) - 1:
