@@ -22,6 +22,7 @@ ARGOCD = sorted(name for name, answers in VARIANTS.items() if answers.get("engin
 
 FAKE_KUBESEAL = """#!{python}
 import json, os, sys
+import yaml
 args = sys.argv[1:]
 assert "--recovery-unseal" in args, args
 key = args[args.index("--recovery-private-key") + 1]
@@ -39,6 +40,7 @@ json.dump(secret, sys.stdout, indent=2)
 
 FAKE_KUBECTL = """#!{python}
 import json, os, subprocess, sys
+import yaml
 args = sys.argv[1:]
 with open(os.environ["CALLS"], "a") as log:
     log.write(" ".join(args) + "\\n")
