@@ -339,6 +339,8 @@ def _change(path: Path, action: str, kind: str, item) -> None:
         else:
             result = workflows.remove_item(path, kind, item)
     _report_change(result, verb="changed", as_json=False, path=path)
+    if action == "remove" and (runbook := workflows.after_removal(path, kind, item)):
+        typer.echo(runbook)
 
 
 @app.command("set", rich_help_panel="Change a repo")

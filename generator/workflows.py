@@ -114,6 +114,15 @@ def remove_item(repo: Path, kind: str, name: str) -> scaffold.UpdateResult:
     return scaffold.rerender(repo, changes.remove(current, kind, name), source_for(repo))
 
 
+def after_removal(repo: Path, kind: str, name: str) -> str | None:
+    """What a person must still do after `remove <kind> <name>`, or None."""
+    if kind != "team":
+        return None
+    from .offboarding import remove_team_runbook
+
+    return remove_team_runbook(scaffold.read_answers(repo), name)
+
+
 def set_answers(repo: Path, updates: dict[str, Any]) -> scaffold.UpdateResult:
     recorded = scaffold.read_answers(repo)
     changed = changes.set_values(scaffold.user_answers(recorded), updates)

@@ -149,6 +149,15 @@ def use_certificate(repo: Path, workspace: dict, *clusters: str) -> None:
         shutil.copy(workspace["cert"], repo / "clusters" / cluster / "pub-sealed-secrets.pem")
 
 
+def listed_resources(overlay: Path) -> list[str]:
+    return yaml.safe_load((overlay / "kustomization.yaml").read_text())["resources"]
+
+
+def built_kinds(overlay: Path, env: dict) -> list[str]:
+    built = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, env=env, check=True).stdout
+    return [doc["kind"] for doc in yaml.safe_load_all(built) if doc]
+
+
 # --- seal-secret.sh --------------------------------------------------------------------------------
 
 
@@ -165,6 +174,32 @@ def test_seals_from_stdin_and_writes_only_ciphertext(sealed_template, workspace)
     assert decrypt(workspace, sealed["spec"]["encryptedData"]["password"]) == SECRET
     assert "--cert " + str(repo / "clusters/prod-eu/pub-sealed-secrets.pem") in (workspace["root"] / "calls.log").read_text()
     assert not list((repo / "apps/prod/podinfo").glob("sealedsecret.yaml.*"))  # no partial file left behind
+    assert_no_plaintext_anywhere(workspace)
+
+
+def test_sealing_lists_the_secret_in_its_overlay_once(sealed_template, workspace):
+    """The placeholder beside the overlay is not deployed; the first real value is, and sealing again changes nothing."""
+    repo = copy_repo(sealed_template, workspace)
+    install(workspace, "kubeseal", FAKE_KUBESEAL)
+    use_certificate(repo, workspace, "prod-eu", "prod-us")
+    overlay = repo / "apps/prod/podinfo"
+    assert "sealedsecret.yaml" not in listed_resources(overlay) and "SealedSecret" not in built_kinds(overlay, workspace["env"])
+    for attempt in range(2):
+        result = run(repo, workspace, "seal-secret.sh", "--cluster", "prod-eu", "--namespace", "dev-team", "--name", "podinfo",
+                     "--output", "apps/prod/podinfo/sealedsecret.yaml", "--", "--from-file=password=/dev/stdin", stdin=SECRET)
+        assert result.returncode == 0, result.stderr
+        assert ("Listed it in apps/prod/podinfo/kustomization.yaml" in result.stderr) == (attempt == 0)
+        assert listed_resources(overlay).count("sealedsecret.yaml") == 1
+        assert built_kinds(overlay, workspace["env"]).count("SealedSecret") == 1
+    assert "../../base/podinfo" in listed_resources(overlay) and not list(overlay.glob("kustomization.yaml.*"))
+    # Files the kustomization already lists (the monitoring secrets of an environment) are left as they are.
+    component = repo / "infrastructure/configs/monitoring/secrets/prod/kustomization.yaml"
+    before = component.read_text()
+    result = run(repo, workspace, "seal-secret.sh", "--cluster", "prod-eu", "--namespace", "monitoring", "--name", "grafana-admin",
+                 "--output", "infrastructure/configs/monitoring/secrets/prod/grafana-admin.yaml", "--",
+                 "--from-file=admin-password=/dev/stdin", stdin=SECRET)
+    assert result.returncode == 0, result.stderr
+    assert component.read_text() == before and "Listed it" not in result.stderr
     assert_no_plaintext_anywhere(workspace)
 
 
@@ -365,6 +400,16 @@ def test_encrypts_with_sops_from_the_repository_root(sops_template, workspace):
     assert encrypted["metadata"]["namespace"] == "dev-team" and "sops" in encrypted
     assert decrypt(workspace, encrypted["data"]["password"].split("data:")[1].split(",")[0]) == SECRET
     assert (workspace["root"] / "calls.log").read_text().startswith(f"{repo} encrypt --filename-override apps/prod/podinfo/secret.sops.yaml")
+    # The placeholder was not deployed; the encrypted file now is, listed once however often it is encrypted again.
+    assert "Listed it in prod/podinfo/kustomization.yaml" in result.stderr
+    overlay = repo / "apps/prod/podinfo"
+    assert listed_resources(overlay).count("secret.sops.yaml") == 1
+    again = subprocess.run([str(repo / "scripts/encrypt-secret.sh"), "--namespace", "dev-team", "--name", "podinfo", "--output", output,
+                            "--", "--from-file=password=/dev/stdin"], cwd=repo / "apps", input=SECRET, capture_output=True,
+                           text=True, env=workspace["env"], timeout=60)
+    assert again.returncode == 0 and "Listed it" not in again.stderr, again.stderr
+    assert listed_resources(overlay).count("secret.sops.yaml") == 1
+    assert built_kinds(overlay, workspace["env"]).count("Secret") == 1
     assert_no_plaintext_anywhere(workspace)
 
 

@@ -17,8 +17,9 @@ from .variants import generate
 IN_CLUSTER = "https://kubernetes.default.svc"
 ARGOCD = sorted(name for name, answers in VARIANTS.items() if answers.get("engine") == "argocd")
 # Applications whose deletion must not cascade: the root (it would take the whole cluster with it), Argo CD
-# itself, and Sealed Secrets (its CRD's deletion deletes every SealedSecret and the Secrets they own).
-NO_FINALIZER = {"root", "argo-cd", "sealed-secrets"}
+# itself, Sealed Secrets (its CRD's deletion deletes every SealedSecret and the Secrets they own) and
+# kube-prometheus-stack (its CRDs' deletion deletes every team's ServiceMonitor and PrometheusRule).
+NO_FINALIZER = {"root", "argo-cd", "sealed-secrets", "kube-prometheus-stack"}
 
 
 @pytest.fixture(scope="module", params=ARGOCD)
@@ -195,23 +196,44 @@ def test_each_cluster_names_itself_in_alerts_and_notifications(repo):
     assert named == {c["name"] for c in answers["clusters"]}
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (None, "Progressing"),  # not reconciled yet: the next wave waits
-    ({"sync": {"status": "OutOfSync"}, "health": {"status": "Healthy"}}, "Progressing"),
-    ({"sync": {"status": "Synced"}, "health": {"status": "Degraded"}}, "Healthy"),  # placeholders do not block
-    ({"sync": {"status": "Synced"}, "health": {"status": "Progressing"}}, "Healthy"),
-    ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Failed", "message": "CRD missing"}}, "Degraded"),
-    ({"sync": {"status": "Synced"}, "operationState": {"phase": "Error"}}, "Degraded"),
-    ({"sync": {"status": "Synced"}, "operationState": {"phase": "Succeeded"}}, "Healthy"),
+@pytest.mark.parametrize(("status", "expected", "label"), [
+    (None, "Progressing", None),  # not reconciled yet: the next wave waits
+    ({"sync": {"status": "OutOfSync"}, "health": {"status": "Healthy"}}, "Progressing", None),
+    ({"sync": {"status": "Synced"}, "health": {"status": "Degraded"}}, "Healthy", None),  # placeholders do not block
+    ({"sync": {"status": "Synced"}, "health": {"status": "Progressing"}}, "Healthy", None),
+    ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Failed", "message": "CRD missing"}}, "Degraded", None),
+    ({"sync": {"status": "Synced"}, "operationState": {"phase": "Error"}}, "Degraded", None),
+    ({"sync": {"status": "Synced"}, "operationState": {"phase": "Succeeded"}}, "Healthy", None),
+    # infra-controllers: synced is not enough, the chart Applications it created must count as healthy too.
+    ({"sync": {"status": "Synced"}, "health": {"status": "Progressing"}}, "Progressing", "children"),
+    ({"sync": {"status": "Synced"}, "health": {"status": "Degraded"}}, "Degraded", "children"),
+    ({"sync": {"status": "Synced"}, "health": {"status": "Healthy"}}, "Healthy", "children"),
+    ({"sync": {"status": "OutOfSync"}, "health": {"status": "Healthy"}}, "Progressing", "children"),
 ])
-def test_application_health_check_lets_the_waves_wait_for_syncs(repo, status, expected):
+def test_application_health_check_lets_the_waves_wait_for_syncs(repo, status, expected, label):
     """argocd-cm's Lua health check, run in a Lua interpreter the way Argo CD runs it (the object as `obj`)."""
     path, _, _ = repo
     values = yaml.safe_load((path / "infrastructure/controllers/argo-cd/values.yaml").read_text())
     script = values["configs"]["cm"]["resource.customizations.health.argoproj.io_Application"]
     lua = LuaRuntime()
     application = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", **({"status": status} if status else {})}
+    if label:
+        application["metadata"] = {"name": "infra-controllers", "labels": {"gitops-forge.io/health": label}}
     lua.globals().obj = lua.table_from(application, recursive=True)
     result = lua.execute(script)
     assert result["status"] == expected
     assert isinstance(result["message"], str)
+
+
+def test_comments_name_argocd_objects_and_what_teams_may_do(repo):
+    """Review m10: no Flux object is named in an Argo CD repo's files, and teams are not told to annotate
+    Applications they cannot change."""
+    path, answers, _ = repo
+    for file in (p for p in path.rglob("*") if p.is_file() and ".git" not in p.parts and p.suffix in (".yaml", ".md")):
+        text = file.read_text()
+        assert "HelmRelease" not in text and "Kustomization `tenants`" not in text, file.relative_to(path)
+    notifications = path / "infrastructure/controllers/argo-cd/notifications-values.yaml"
+    if notifications.exists():
+        comments = " ".join(line.strip(" #") for line in notifications.read_text().splitlines() if line.strip().startswith("#"))
+        assert "A team can subscribe" not in comments
+        assert "Teams cannot change their Applications" in comments and "asks for them in a pull request" in comments

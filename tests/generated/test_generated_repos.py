@@ -161,7 +161,8 @@ def test_every_entrypoint_renders_and_validates_strictly(generated, schema_locat
 
 
 def test_reconciliation_is_ordered(generated):
-    """infra-controllers -> infra-configs -> tenants -> apps: Flux by dependsOn, Argo CD by sync wave."""
+    """Flux by dependsOn: infra-controllers -> infra-configs -> tenants -> apps; Argo CD by sync wave:
+    tenants -> apps -> infra-controllers -> infra-configs."""
     _, repo, answers = generated
     order = ["infra-controllers", "infra-configs", "tenants", "apps"]
     for cluster in answers["clusters"]:
@@ -179,6 +180,8 @@ def test_reconciliation_is_ordered(generated):
                 assert (repo / spec["path"]).is_dir(), spec["path"]
             assert specs["apps"]["path"] == f"./apps/{cluster['environment']}"
         else:
+            # The teams first, so that a failed chart never holds them back (tests/generated/test_argocd_ordering.py).
+            order = ["tenants", "apps", "infra-controllers", "infra-configs"]
             waves = [int(objects[name]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for name in order]
             assert waves == sorted(set(waves)), waves
             for doc in objects.values():

@@ -104,10 +104,9 @@ def test_secret_stubs_are_obvious_placeholders_with_strict_scope(repo):
             else:
                 assert {"mac", "lastmodified", "version"} <= set(doc["sops"]) and doc["sops"]["age"]
     stubs = [d for d in objects(rendered, "SealedSecret")]
-    if sealed and answers["apps"]:
-        # Sealed placeholders are applied (the controller just reports them unsealed); SOPS placeholders
-        # are not, because Flux would stop the whole Kustomization at a file it cannot decrypt.
-        assert {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in stubs} >= {(a["team"], a["name"]) for a in answers["apps"]}
+    # No placeholder is applied: a SealedSecret that cannot be unsealed would make the app Degraded, and Flux
+    # would stop the whole Kustomization at a SOPS file it cannot decrypt. The seal script lists the file.
+    assert not {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in stubs} & {(a["team"], a["name"]) for a in answers["apps"]}
     kustomization = (path / "apps" / answers["environments"][0] / "kustomization.yaml").read_text()
     if not sealed and answers["apps"]:
         assert "# - git-auth-" in kustomization and not re.search(r"^  - \S+\.sops\.yaml", kustomization, re.M)

@@ -146,3 +146,31 @@ def test_set_changes_an_answer_and_refuses_what_it_cannot(released):
     bad = runner.invoke(app, ["set", "ci=jenkins", "-C", str(repo)])
     assert bad.exit_code == 2 and "ci" in bad.output
     assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("engine", ["flux", "argocd"])
+def test_remove_team_prints_the_two_step_offboarding_runbook(released, engine):
+    """Removing a team from Git leaves its namespace (protected from prune and cascade): the command says
+    so and gives the exact commands of the second, manual step."""
+    repo, _ = released
+    added = runner.invoke(app, ["add", "team", "payments", "--group", "payments-devs", "-C", str(repo)])
+    assert added.exit_code == 0, added.output
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "add payments")
+    removed = runner.invoke(app, ["remove", "team", "payments", "-C", str(repo)])
+    assert removed.exit_code == 0, removed.output
+    assert not (repo / "tenants/base/payments").exists()
+    annotation = ("kustomize.toolkit.fluxcd.io/prune: disabled" if engine == "flux"
+                  else "argocd.argoproj.io/sync-options: Prune=false,Delete=false")
+    output = " ".join(removed.output.split())
+    assert "1. Commit this change and merge it" in output and f"not its namespace payments: it is annotated {annotation}" in output
+    assert "2. On every cluster (dev, staging, prod)" in output
+    assert "kubectl get all,persistentvolumeclaims,secrets,configmaps --namespace payments" in removed.output
+    assert "kubectl delete namespace payments" in removed.output
+    # The annotation the runbook relies on is the one the generated namespaces carry.
+    namespace = (repo / "tenants/base/dev-team/namespace.yaml").read_text()
+    assert annotation in namespace
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "remove payments")
+    removed_app = runner.invoke(app, ["remove", "app", "podinfo", "-C", str(repo)])
+    assert removed_app.exit_code == 0 and "kubectl delete namespace" not in removed_app.output
