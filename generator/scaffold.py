@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -93,6 +94,31 @@ class _RenderPass:
     on_file: Any = None
 
 
+def copier_internals_problems() -> list[str]:
+    """What the fast Worker relies on and this Copier lacks (empty when all is there)."""
+    import inspect
+
+    from copier._jinja_ext import YieldExtension, get_yield_context  # noqa: F401 - must stay importable
+    from copier._main import Worker
+    from copier._vcs import get_git  # noqa: F401
+
+    problems = []
+    for name, params in COPIER_INTERNALS.items():
+        member = inspect.getattr_static(Worker, name, None)
+        if member is None:
+            problems.append(f"copier Worker has no {name}")
+        elif params is None:
+            if not isinstance(member, (property, cached_property)):
+                problems.append(f"copier Worker.{name} is no longer a property")
+        else:
+            found = list(inspect.signature(member).parameters)[1:]
+            if found[: len(params)] != list(params):
+                problems.append(f"copier Worker.{name} takes ({', '.join(found)}), not ({', '.join(params)})")
+    if "preprocess" not in vars(YieldExtension):
+        problems.append("copier's YieldExtension no longer resets its state in preprocess")
+    return problems
+
+
 _worker_class: Any = None
 _progress: Any = None  # callable(str) told of every file written, set by `rendering_progress`
 
@@ -104,6 +130,11 @@ def _fast_worker() -> Any:
     from copier._main import Worker
     from copier._vcs import get_git
     from plumbum import ProcessExecutionError
+
+    if problems := copier_internals_problems():
+        # Loud, not silently slower or wrong: this Copier is outside the range pyproject.toml pins.
+        raise ScaffoldError(f"this Copier release is not supported by gitops-forge ({'; '.join(problems)}); "
+                            "install the Copier version pyproject.toml names")
 
     class FastWorker(Worker):
         """Copier's Worker, compiling each distinct template source once and deciding per render pass what
