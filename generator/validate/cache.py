@@ -1,0 +1,299 @@
+"""Reuse of `validate` work across runs: a content-addressed cache of each entrypoint's render and checks.
+
+An entrypoint's entry is keyed by everything its build reads and everything its checks depend on:
+
+- the bytes of every file kustomize can load for it: the entrypoint directory, and for every kustomization in its
+  closure the whole directory below it (patches, generator inputs) plus every path a kustomization names
+  (resources, components, bases, patches, ``../`` files), followed transitively; for a directory of plain
+  manifests, the manifests kustomize-controller lists;
+- the declaring Flux Kustomization's or Argo CD Application's build options, the entrypoint's path and mode;
+- the kustomize/kubectl binary (path, size, modification time), the version of this validator's code;
+- for the checks also: the schema set (Kubernetes version of the built-in schemas, each schema location and, for
+  directories, every schema file's name, size and modification time) and the CustomResourceDefinitions rendered
+  anywhere in the repo (they define custom resources everywhere in it).
+
+So an unchanged entrypoint costs a file read, and a change to a base or a component changes the key of every
+overlay that uses it. Entrypoints that use a remote base are never cached (their input is not on this machine).
+Cross-references between entrypoints are always checked afresh, over every entrypoint's objects.
+
+Entries are pickles under the user's cache directory (``$XDG_CACHE_HOME/gitops-forge/validate``), readable only
+by the user; entries unused for 30 days are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..render import (
+    Entrypoint,
+    RenderedObject,
+    RenderResult,
+    _is_remote,
+    _kustomization_file,
+    _kustomize_options,
+    _load_all,
+    _recursive,
+    parse_memo,
+    scan_manifests,
+)
+from ..template_source import cache_dir
+
+FORMAT = "1"
+UNUSED_DAYS = 30
+_CODE = Path(__file__).resolve().parents[1]
+
+
+def _sha(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else part.encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def code_fingerprint() -> str:
+    """This validator's own code and the libraries whose results are stored."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts: list[str | bytes] = [FORMAT]
+    for path in [_CODE / "render.py", *sorted((_CODE / "validate").glob("*.py"))]:
+        parts.append(path.read_bytes())
+    for package in ("kubernetes-validate", "jsonschema", "pyyaml"):
+        try:
+            parts.append(f"{package}={version(package)}")
+        except PackageNotFoundError:
+            parts.append(package)
+    return _sha(*parts)
+
+
+def tool_fingerprint(tool: list[str]) -> str:
+    binary = Path(os.path.realpath(tool[0]))
+    try:
+        info = binary.stat()
+        return _sha(*tool, str(binary), str(info.st_size), str(info.st_mtime_ns))
+    except OSError:
+        return _sha(*tool)
+
+
+def schema_fingerprint(kubernetes_version: str, locations: list[str]) -> str:
+    parts = [kubernetes_version]
+    for loc in locations:
+        parts.append(loc)
+        if Path(loc).is_dir():
+            for root, dirs, files in os.walk(loc):
+                dirs.sort()
+                for name in sorted(files):
+                    info = os.stat(os.path.join(root, name))
+                    parts.append(f"{os.path.relpath(os.path.join(root, name), loc)}:{info.st_size}:{info.st_mtime_ns}")
+    return _sha(*parts)
+
+
+def crd_fingerprint(objects: list[dict]) -> str:
+    crds = [o for o in objects if o.get("kind") == "CustomResourceDefinition"]
+    return _sha(*sorted(json.dumps(o, sort_keys=True, default=str) for o in crds))
+
+
+class _Remote(Exception):
+    """The entrypoint reads a remote base."""
+
+
+def _paths_named(node: Any, out: list[str]) -> None:
+    if isinstance(node, dict):
+        for value in node.values():
+            _paths_named(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _paths_named(value, out)
+    elif isinstance(node, str) and node and "\n" not in node and len(node) < 1024:
+        out.append(node)
+
+
+def inputs(ep: Entrypoint, memo: dict[Path, frozenset[Path]] | None = None) -> list[Path]:
+    """Every file a build of ``ep`` can read (a superset). Raises _Remote when it uses a remote base.
+    ``memo`` keeps each kustomization directory's closure across the entrypoints of one run."""
+    memo = {} if memo is None else memo
+    in_progress: set[Path] = set()
+
+    def kustomization_closure(directory: Path, kfile: Path) -> frozenset[Path]:
+        if directory in memo:
+            return memo[directory]
+        if directory in in_progress:  # a cycle is kustomize's to report
+            return frozenset()
+        in_progress.add(directory)
+        files: set[Path] = set()
+        for root, dirs, names in os.walk(directory):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            files.update(Path(root) / name for name in names)
+        named: list[str] = []
+        for doc in _load_all(kfile):
+            _paths_named(doc, named)
+        for ref in named:
+            if _is_remote(ref):
+                raise _Remote(ref)
+            target = Path(os.path.normpath(directory / ref))
+            if target.is_file():
+                files.add(target)
+            elif target.is_dir():
+                files.update(closure(target, recursive=True))
+        in_progress.discard(directory)
+        memo[directory] = frozenset(files)
+        return memo[directory]
+
+    def closure(directory: Path, recursive: bool) -> set[Path]:
+        if not directory.is_dir():
+            return set()
+        kfile = _kustomization_file(directory)
+        if kfile is not None:
+            return set(kustomization_closure(directory, kfile))
+        files: set[Path] = set()
+        for item in scan_manifests(directory, recursive):
+            files.update(closure(item, recursive=True) if item.is_dir() else {item})
+        return files
+
+    files = closure(ep.path, _recursive(ep))
+    for component in _kustomize_options(ep).get("components") or []:
+        if isinstance(component, str):
+            files |= closure(Path(os.path.normpath(ep.path / component)), recursive=True)
+    return sorted(files)
+
+
+@dataclass
+class Checked:
+    """One entrypoint's check results: per object its schema result, and its policy violations."""
+
+    schema: list[tuple[str, str, list[tuple[str, str]]]]  # (status, source, [(path, message)])
+    policy: list[tuple[int, str, str]]  # (object index, check id, detail)
+
+
+@dataclass
+class ValidateCache:
+    """Reads and writes entries; counts hits so callers (and tests) can tell what was reused."""
+
+    root: Path = field(default_factory=lambda: cache_dir() / "validate")
+    hits: int = 0
+    misses: int = 0
+    _digests: dict[Path, str] = field(default_factory=dict)
+    _closures: dict[Path, frozenset[Path]] = field(default_factory=dict)
+
+    def render_key(self, ep: Entrypoint, base: str, repo: Path) -> str | None:
+        try:
+            files = inputs(ep, self._closures)
+        except _Remote:
+            return None
+        parts = [base, ep.rel, ep.mode, json.dumps(ep.spec, sort_keys=True, default=str)]
+        for path in files:
+            digest = self._digests.get(path)
+            if digest is None:
+                try:
+                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                except OSError:
+                    digest = "unreadable"
+                self._digests[path] = digest
+            parts.append(f"{os.path.relpath(path, repo)}={digest}")
+        return _sha(*parts)
+
+    def _path(self, key: str, kind: str) -> Path:
+        return self.root / kind / key[:2] / key
+
+    def get(self, key: str | None, kind: str) -> Any:
+        if key is None:
+            return None
+        path = self._path(key, kind)
+        try:
+            with path.open("rb") as handle:
+                value = pickle.load(handle)  # noqa: S301 - written by this tool into the user's own cache
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        try:
+            os.utime(path)  # "used": kept by the pruning below
+        except OSError:
+            pass
+        return value
+
+    def put(self, key: str | None, kind: str, value: Any) -> None:
+        if key is not None:
+            self._write(self._path(key, kind), value)
+
+    def _write(self, path: Path, value: Any) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+            with partial.open("wb") as handle:
+                pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            partial.replace(path)  # never a half-written entry, even with two runs at once
+        except OSError:
+            pass  # a read-only or full cache only costs speed
+
+    @contextmanager
+    def parses(self, repo: Path) -> Iterator[None]:
+        """Keep the repo's YAML parses (discovery's and the key's) across runs: one pickle per repo, holding only
+        the parses this run used."""
+        path = self.root / "parsed" / _sha(str(repo))
+        stored: dict[bytes, list] = {}
+        try:
+            with path.open("rb") as handle:
+                stored = pickle.load(handle)  # noqa: S301 - written by this tool into the user's own cache
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+            pass
+        used = _UsedMemo(stored)
+        with parse_memo(used):
+            yield
+        if used.new or len(used.used) != len(stored):
+            self._write(path, {key: stored.get(key, used.new.get(key)) for key in used.used})
+
+    def prune(self) -> None:
+        """Remove entries unused for UNUSED_DAYS, at most once a day."""
+        marker = self.root / ".pruned"
+        now = time.time()
+        try:
+            if marker.exists() and now - marker.stat().st_mtime < 86400:
+                return
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            marker.touch()
+            for root, _dirs, names in os.walk(self.root):
+                for name in names:
+                    path = Path(root) / name
+                    if path != marker and now - path.stat().st_mtime > UNUSED_DAYS * 86400:
+                        path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+class _UsedMemo(dict):
+    """A parse memo that records which stored parses were used and which are new."""
+
+    def __init__(self, stored: dict[bytes, list]):
+        super().__init__()
+        self.stored = stored
+        self.used: set[bytes] = set()
+        self.new: dict[bytes, list] = {}
+
+    def get(self, key, default=None):  # noqa: ANN001, ANN201 - dict's signature
+        if key in self.stored:
+            self.used.add(key)
+            return self.stored[key]
+        return self.new.get(key, default)
+
+    def __setitem__(self, key, value) -> None:  # noqa: ANN001
+        self.used.add(key)
+        self.new[key] = value
+
+
+def dump_render(result: RenderResult) -> tuple[str | None, list[tuple[dict, str | None]]]:
+    return result.error, [(o.data, o.source) for o in result.objects]
+
+
+def load_render(ep: Entrypoint, value: tuple[str | None, list[tuple[dict, str | None]]]) -> RenderResult:
+    error, objects = value
+    return RenderResult(ep, [RenderedObject(data, ep.rel, source) for data, source in objects], error)
