@@ -153,7 +153,7 @@ def validate_repo(
     repo = Path(os.path.realpath(path))
     progress = on_progress or (lambda _stage, _done, _total: None)
 
-    with cache.parses(repo) if cache is not None else nullcontext():
+    with cache.session(repo) if cache is not None else nullcontext():
         return _validate(repo, store, known, skip, progress, ignore_missing_schemas, schema_locations, cache)
 
 

@@ -16,8 +16,8 @@ So an unchanged entrypoint costs a file read, and a change to a base or a compon
 overlay that uses it. Entrypoints that use a remote base are never cached (their input is not on this machine).
 Cross-references between entrypoints are always checked afresh, over every entrypoint's objects.
 
-Entries are pickles under the user's cache directory (``$XDG_CACHE_HOME/gitops-forge/validate``), readable only
-by the user; entries unused for 30 days are removed.
+Entries live under the user's cache directory (``$XDG_CACHE_HOME/gitops-forge/validate``), one pickle per repo holding
+the entries and YAML parses its last run used (readable only by the user); a repo's file unused for 30 days is removed.
 """
 
 from __future__ import annotations
@@ -117,52 +117,55 @@ def _paths_named(node: Any, out: list[str]) -> None:
         out.append(node)
 
 
-def inputs(ep: Entrypoint, memo: dict[Path, frozenset[Path]] | None = None) -> list[Path]:
-    """Every file a build of ``ep`` can read (a superset). Raises _Remote when it uses a remote base.
-    ``memo`` keeps each kustomization directory's closure across the entrypoints of one run."""
+def inputs(ep: Entrypoint, memo: dict[str, frozenset[str]] | None = None) -> list[str]:
+    """Every file (absolute path) a build of ``ep`` can read, a superset. Raises _Remote when it uses a remote
+    base. ``memo`` keeps each kustomization directory's closure across the entrypoints of one run."""
     memo = {} if memo is None else memo
-    in_progress: set[Path] = set()
+    in_progress: set[str] = set()
 
-    def kustomization_closure(directory: Path, kfile: Path) -> frozenset[Path]:
+    def kustomization_closure(directory: str, kfile: Path) -> frozenset[str]:
         if directory in memo:
             return memo[directory]
         if directory in in_progress:  # a cycle is kustomize's to report
             return frozenset()
         in_progress.add(directory)
-        files: set[Path] = set()
+        files: set[str] = set()
         for root, dirs, names in os.walk(directory):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            files.update(Path(root) / name for name in names)
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            files.update(os.path.join(root, name) for name in names)
         named: list[str] = []
         for doc in _load_all(kfile):
             _paths_named(doc, named)
         for ref in named:
             if _is_remote(ref):
                 raise _Remote(ref)
-            target = Path(os.path.normpath(directory / ref))
-            if target.is_file():
-                files.add(target)
-            elif target.is_dir():
-                files.update(closure(target, recursive=True))
+            if "/" not in ref and ref in (".", "..") or "/" in ref:
+                target = os.path.normpath(os.path.join(directory, ref))
+                if os.path.isfile(target):
+                    files.add(target)
+                elif os.path.isdir(target):
+                    files.update(closure(target, recursive=True))
+            # a bare name is a file or directory inside `directory`: already walked
         in_progress.discard(directory)
         memo[directory] = frozenset(files)
         return memo[directory]
 
-    def closure(directory: Path, recursive: bool) -> set[Path]:
-        if not directory.is_dir():
+    def closure(directory: str, recursive: bool) -> set[str]:
+        path = Path(directory)
+        if not path.is_dir():
             return set()
-        kfile = _kustomization_file(directory)
+        kfile = _kustomization_file(path)
         if kfile is not None:
             return set(kustomization_closure(directory, kfile))
-        files: set[Path] = set()
-        for item in scan_manifests(directory, recursive):
-            files.update(closure(item, recursive=True) if item.is_dir() else {item})
+        files: set[str] = set()
+        for item in scan_manifests(path, recursive):
+            files.update(closure(str(item), recursive=True) if item.is_dir() else {str(item)})
         return files
 
-    files = closure(ep.path, _recursive(ep))
+    files = closure(str(ep.path), _recursive(ep))
     for component in _kustomize_options(ep).get("components") or []:
         if isinstance(component, str):
-            files |= closure(Path(os.path.normpath(ep.path / component)), recursive=True)
+            files |= closure(os.path.normpath(os.path.join(ep.path, component)), recursive=True)
     return sorted(files)
 
 
@@ -176,13 +179,16 @@ class Checked:
 
 @dataclass
 class ValidateCache:
-    """Reads and writes entries; counts hits so callers (and tests) can tell what was reused."""
+    """Entries by content key, kept per repo in one pickle (one read and one write per run) that holds the entries
+    the last run used. Counts hits so callers (and tests) can tell what was reused."""
 
     root: Path = field(default_factory=lambda: cache_dir() / "validate")
     hits: int = 0
     misses: int = 0
-    _digests: dict[Path, str] = field(default_factory=dict)
-    _closures: dict[Path, frozenset[Path]] = field(default_factory=dict)
+    _digests: dict[str, str] = field(default_factory=dict)
+    _closures: dict[str, frozenset[str]] = field(default_factory=dict)
+    _stored: dict[str, Any] = field(default_factory=dict)
+    _used: dict[str, Any] = field(default_factory=dict)
 
     def render_key(self, ep: Entrypoint, base: str, repo: Path) -> str | None:
         try:
@@ -190,82 +196,69 @@ class ValidateCache:
         except _Remote:
             return None
         parts = [base, ep.rel, ep.mode, json.dumps(ep.spec, sort_keys=True, default=str)]
+        prefix = str(repo) + os.sep
         for path in files:
             digest = self._digests.get(path)
             if digest is None:
                 try:
-                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                    with open(path, "rb") as handle:
+                        digest = hashlib.sha1(handle.read()).hexdigest()
                 except OSError:
                     digest = "unreadable"
                 self._digests[path] = digest
-            parts.append(f"{os.path.relpath(path, repo)}={digest}")
+            parts.append(f"{path.removeprefix(prefix)}={digest}")
         return _sha(*parts)
-
-    def _path(self, key: str, kind: str) -> Path:
-        return self.root / kind / key[:2] / key
 
     def get(self, key: str | None, kind: str) -> Any:
         if key is None:
             return None
-        path = self._path(key, kind)
-        try:
-            with path.open("rb") as handle:
-                value = pickle.load(handle)  # noqa: S301 - written by this tool into the user's own cache
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        value = self._stored.get(f"{kind}:{key}")
+        if value is None:
             self.misses += 1
             return None
         self.hits += 1
-        try:
-            os.utime(path)  # "used": kept by the pruning below
-        except OSError:
-            pass
+        self._used[f"{kind}:{key}"] = value
         return value
 
     def put(self, key: str | None, kind: str, value: Any) -> None:
         if key is not None:
-            self._write(self._path(key, kind), value)
-
-    def _write(self, path: Path, value: Any) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-            with partial.open("wb") as handle:
-                pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            partial.replace(path)  # never a half-written entry, even with two runs at once
-        except OSError:
-            pass  # a read-only or full cache only costs speed
+            self._used[f"{kind}:{key}"] = value
 
     @contextmanager
-    def parses(self, repo: Path) -> Iterator[None]:
-        """Keep the repo's YAML parses (discovery's and the key's) across runs: one pickle per repo, holding only
-        the parses this run used."""
-        path = self.root / "parsed" / _sha(str(repo))
-        stored: dict[bytes, list] = {}
+    def session(self, repo: Path) -> Iterator[None]:
+        """Load the repo's entries and YAML parses, run the block with them, then store what it used."""
+        path = self.root / f"{_sha(FORMAT, str(repo))[:32]}.pickle"
+        stored: dict[str, Any] = {}
         try:
             with path.open("rb") as handle:
                 stored = pickle.load(handle)  # noqa: S301 - written by this tool into the user's own cache
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
             pass
-        used = _UsedMemo(stored)
-        with parse_memo(used):
+        self._stored = stored.get("entries") or {}
+        parses = _UsedMemo(stored.get("parses") or {})
+        with parse_memo(parses):
             yield
-        if used.new or len(used.used) != len(stored):
-            self._write(path, {key: stored.get(key, used.new.get(key)) for key in used.used})
+        if self._used.keys() != self._stored.keys() or parses.new or len(parses.used) != len(parses.stored):
+            used_parses = {key: parses.stored.get(key, parses.new.get(key)) for key in parses.used}
+            self._write(path, {"entries": self._used, "parses": used_parses})
+
+    def _write(self, path: Path, value: Any) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+                pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            partial.replace(path)  # never a half-written file, even with two runs at once
+        except OSError:
+            pass  # a read-only or full cache only costs speed
 
     def prune(self) -> None:
-        """Remove entries unused for UNUSED_DAYS, at most once a day."""
-        marker = self.root / ".pruned"
+        """Remove the entries of repos not validated for UNUSED_DAYS."""
         now = time.time()
         try:
-            if marker.exists() and now - marker.stat().st_mtime < 86400:
-                return
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            marker.touch()
-            for root, _dirs, names in os.walk(self.root):
-                for name in names:
-                    path = Path(root) / name
-                    if path != marker and now - path.stat().st_mtime > UNUSED_DAYS * 86400:
-                        path.unlink(missing_ok=True)
+            for path in self.root.glob("*.pickle*"):
+                if now - path.stat().st_mtime > UNUSED_DAYS * 86400:
+                    path.unlink(missing_ok=True)
         except OSError:
             pass
 
