@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from ..render import (
+    KUSTOMIZATION_FILES,
     Entrypoint,
     RenderedObject,
     RenderResult,
     _is_remote,
-    _kustomization_file,
     _kustomize_options,
     _load_all,
     _recursive,
@@ -151,14 +151,15 @@ def inputs(ep: Entrypoint, memo: dict[str, frozenset[str]] | None = None) -> lis
         return memo[directory]
 
     def closure(directory: str, recursive: bool) -> set[str]:
-        path = Path(directory)
-        if not path.is_dir():
+        if directory in memo:
+            return set(memo[directory])
+        if not os.path.isdir(directory):
             return set()
-        kfile = _kustomization_file(path)
+        kfile = next((k for n in KUSTOMIZATION_FILES if os.path.isfile(k := os.path.join(directory, n))), None)
         if kfile is not None:
-            return set(kustomization_closure(directory, kfile))
+            return set(kustomization_closure(directory, Path(kfile)))
         files: set[str] = set()
-        for item in scan_manifests(path, recursive):
+        for item in scan_manifests(Path(directory), recursive):
             files.update(closure(str(item), recursive=True) if item.is_dir() else {str(item)})
         return files
 
