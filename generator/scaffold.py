@@ -67,7 +67,7 @@ def _copier_env(source: TemplateSource) -> Iterator[None]:
 # 200-app repo spends ~90% of its time there. `_fast_worker()` is Copier's own Worker with those three costs
 # removed, nothing else: the same templates render in the same order into the same bytes and modes, and
 # `copier update`'s 3-way merge runs unchanged. It relies on the Worker internals listed in
-# COPIER_INTERNALS; tests/test_scaffold_speed.py fails loudly when a Copier release changes them.
+# COPIER_INTERNALS; tests/test_copier_speed.py fails loudly when a Copier release changes them.
 
 COPIER_INTERNALS = {
     # Worker method or property -> the parameters it must still take (self excluded).
