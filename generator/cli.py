@@ -85,7 +85,7 @@ def new(
     git: Annotated[bool, typer.Option("--git/--no-git", help="Initialise git and commit the generated files.")] = True,
 ) -> None:
     """Generate a new GitOps repository."""
-    from . import answers, scaffold, workflows
+    from . import answers, progress, scaffold, workflows
     from .prompts import ask_missing
 
     with _errors():
@@ -94,7 +94,8 @@ def new(
         given.update(answers.parse_data_pairs(data or []))
         # Without --defaults every missing answer is asked; piped input works too.
         complete = workflows.gather_answers(destination, data=given, use_defaults=defaults, prompter=None if defaults else ask_missing)
-        result = workflows.new_repo(destination, complete, force=force, git=git)
+        with progress.rendering(f"Generating {destination}"):
+            result = workflows.new_repo(destination, complete, force=force, git=git)
     typer.secho(f"Created {result.destination} from template {result.version}:", fg=typer.colors.GREEN)
     typer.echo(
         f"  {len(complete['environments'])} environment(s), {len(complete['clusters'])} cluster(s), "
@@ -123,11 +124,11 @@ def update(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Update a generated repository to a newer template version (3-way merge keeps your edits)."""
-    from . import workflows
+    from . import progress, workflows
 
     if conflict not in ("inline", "rej"):
         raise _fail(f"--conflict must be 'inline' or 'rej', not {conflict!r}.")
-    with _errors():
+    with _errors(), progress.rendering("Updating (old, merged and new copies)", quiet=as_json):
         result = workflows.update_repo(path, to_version=to, conflict=conflict, pretend=pretend)
     _report_change(result, verb="would change" if pretend else "changed", as_json=as_json, path=path)
 
@@ -190,6 +191,7 @@ def validate(
     ignore_missing_schemas: Annotated[bool, typer.Option("--ignore-missing-schemas", help="Do not fail on objects without a schema (they are still listed).")] = False,
     output_format: Annotated[str, typer.Option("--format", "-o", metavar="FORMAT", help="text, json or sarif (GitHub code scanning).")] = "text",
     skip: Annotated[Optional[list[str]], typer.Option("--skip", metavar="CHECK_ID", help="Leave out a check, e.g. GF011. Repeatable.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Render and check every entrypoint again instead of reusing unchanged results.")] = False,
 ) -> None:
     """Render every entrypoint and check it: strict schemas, cross-references, best-practice policy (exit 1 on findings)."""
     from .validate.command import ValidateSetupError, check_format, parse_skip, run
@@ -199,7 +201,8 @@ def validate(
         fmt = check_format(output_format)
         report = run(path, schema_locations=schema_location, kubernetes_version=kubernetes_version,
                      ignore_missing_schemas=ignore_missing_schemas, skip=parse_skip(skip),
-                     schema_catalog="" if no_catalog else None)
+                     schema_catalog="" if no_catalog else None,
+                     progress=None if fmt == "text" else False, cache=not no_cache)
     except ValidateSetupError as error:
         raise _fail(str(error)) from None
     typer.echo(render(report, fmt, repo=path, version=_installed_version()), nl=False)
@@ -331,9 +334,9 @@ for _kind in ("app", "env", "cluster", "team"):
 
 
 def _change(path: Path, action: str, kind: str, item) -> None:
-    from . import workflows
+    from . import progress, workflows
 
-    with _errors():
+    with _errors(), progress.rendering(f"Re-rendering with the {kind} {'added' if action == 'add' else 'removed'}"):
         if action == "add":
             result = workflows.add_item(path, kind, item)
         else:
@@ -349,8 +352,8 @@ def set_cmd(
     path: RepoOption = Path("."),
 ) -> None:
     """Change answers such as secrets, verify, monitoring, alerts_to or ci, and re-render (hand edits stay)."""
-    from . import answers, workflows
+    from . import answers, progress, workflows
 
-    with _errors():
+    with _errors(), progress.rendering("Re-rendering with the changed answers"):
         result = workflows.set_answers(path, answers.parse_data_pairs(pairs))
     _report_change(result, verb="changed", as_json=False, path=path)

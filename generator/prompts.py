@@ -17,6 +17,8 @@ from .questions import default_for
 
 
 def _ask(label: str, check: Callable[[Any], Any], default: Any = None, convert: Callable[[str], Any] = str) -> Any:
+    if options := getattr(check, "options", None):
+        label = f"{label} ({', '.join(options)})"  # e.g. "engine (flux, argocd) [flux]:"
     while True:
         raw = typer.prompt(label, default=default)
         try:
@@ -45,6 +47,7 @@ def _choice(field: str, options: list[str]) -> Callable[[str], str]:
             raise AnswersError(f"{field}: choose one of {', '.join(options)}")
         return value
 
+    check.options = list(options)  # type: ignore[attr-defined] - shown in the prompt
     return check
 
 

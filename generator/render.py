@@ -21,14 +21,16 @@ prints. Nothing is renamed or rewritten, so a batched object is byte for byte wh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,11 +216,36 @@ def _load_all(path: Path) -> list:
         return []
 
 
-def _load_text(text: str) -> list:
+# sha1 of a YAML text -> its documents, while a caller keeps parses across runs (validate's cache): discovery
+# parses every kustomization and every Flux/Argo CD manifest, and PyYAML is most of an unchanged repo's cost.
+# Callers treat the documents as read-only.
+_parsed: dict[bytes, list] | None = None
+
+
+@contextmanager
+def parse_memo(memo: dict[bytes, list]) -> Iterator[None]:
+    """Reuse and record YAML parses in ``memo`` while the block runs."""
+    global _parsed
+    previous, _parsed = _parsed, memo
     try:
-        return [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
+        yield
+    finally:
+        _parsed = previous
+
+
+def _load_text(text: str) -> list:
+    memo = _parsed
+    if memo is not None:
+        key = hashlib.sha1(text.encode("utf-8", "surrogateescape")).digest()
+        if (docs := memo.get(key)) is not None:
+            return docs
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
     except yaml.YAMLError:
-        return []
+        docs = []
+    if memo is not None:
+        memo[key] = docs
+    return docs
 
 
 def _is_remote(ref: str) -> bool:

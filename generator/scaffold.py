@@ -8,11 +8,13 @@ Copier exits 0 on a conflicting merge, so conflicts are detected here.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -58,22 +60,207 @@ def _copier_env(source: TemplateSource) -> Iterator[None]:
         yield
 
 
-def _run(operation: str, source: TemplateSource, **kwargs: Any) -> None:
-    """Call copier.run_<operation>, turning its errors into ScaffoldError."""
-    import copier
+# --- Copier without its per-file overhead ----------------------------------------------------------
+#
+# Copier compiles every path part and every `answers_relpath` afresh with `Environment.from_string`, runs one
+# `git config core.fileMode` process per written file and rebuilds the render context per file. Rendering a
+# 200-app repo spends ~90% of its time there. `_fast_worker()` is Copier's own Worker with those three costs
+# removed, nothing else: the same templates render in the same order into the same bytes and modes, and
+# `copier update`'s 3-way merge runs unchanged. It relies on the Worker internals listed in
+# COPIER_INTERNALS; tests/test_copier_speed.py fails loudly when a Copier release changes them.
+
+COPIER_INTERNALS = {
+    # Worker method or property -> the parameters it must still take (self excluded).
+    "_render_string": ("string", "extra_context"),
+    "_render_context": (),
+    "_render_template": (),
+    "_render_file": ("src_relpath", "dst_relpath", "extra_context"),
+    "_sync_git_index_executable_bit": ("dst_relpath", "src_mode"),
+    "answers_relpath": None,  # a property
+    "jinja_env": None,  # a cached property
+    "run_copy": (),
+    "run_update": (),
+}
+
+
+@dataclass
+class _RenderPass:
+    """What stays the same while Copier writes one tree: its answers, phase and destination do not change."""
+
+    context: dict[str, Any]
+    answers_relpath: Path
+    answers_source: str  # the template of answers_relpath
+    file_mode: str | None = None  # `git config --type=bool core.fileMode` at the destination, once
+    on_file: Any = None
+
+
+def copier_internals_problems() -> list[str]:
+    """What the fast Worker relies on and this Copier lacks (empty when all is there)."""
+    import inspect
+
+    from copier._jinja_ext import YieldExtension, get_yield_context  # noqa: F401 - must stay importable
+    from copier._main import Worker
+    from copier._vcs import get_git  # noqa: F401
+
+    problems = []
+    for name, params in COPIER_INTERNALS.items():
+        member = inspect.getattr_static(Worker, name, None)
+        if member is None:
+            problems.append(f"copier Worker has no {name}")
+        elif params is None:
+            if not isinstance(member, (property, cached_property)):
+                problems.append(f"copier Worker.{name} is no longer a property")
+        else:
+            found = list(inspect.signature(member).parameters)[1:]
+            if found[: len(params)] != list(params):
+                problems.append(f"copier Worker.{name} takes ({', '.join(found)}), not ({', '.join(params)})")
+    if "preprocess" not in vars(YieldExtension):
+        problems.append("copier's YieldExtension no longer resets its state in preprocess")
+    return problems
+
+
+_worker_class: Any = None
+_progress: Any = None  # callable(str) told of every file written, set by `rendering_progress`
+
+
+def _fast_worker() -> Any:
+    global _worker_class
+    if _worker_class is not None:
+        return _worker_class
+    from copier._main import Worker
+    from copier._vcs import get_git
+    from plumbum import ProcessExecutionError
+
+    if problems := copier_internals_problems():
+        # Loud, not silently slower or wrong: this Copier is outside the range pyproject.toml pins.
+        raise ScaffoldError(f"this Copier release is not supported by gitops-forge ({'; '.join(problems)}); "
+                            "install the Copier version pyproject.toml names")
+
+    class FastWorker(Worker):
+        """Copier's Worker, compiling each distinct template source once and deciding per render pass what
+        Copier decides per file."""
+
+        def _render_string(self, string: Any, extra_context: Any = None) -> str:
+            if not isinstance(string, str):
+                return super()._render_string(string, extra_context)
+            env = self.jinja_env
+            templates = self.__dict__.setdefault("_gf_templates", {})
+            template = templates.get(string)
+            if template is None:
+                template = templates[string] = env.from_string(string)
+            else:
+                # Copier resets its {% yield %} state in an extension's preprocess hook, which Jinja only
+                # runs when it compiles; a cache hit must run it too.
+                env.preprocess(string)
+            return template.render(**self._render_context(), **(extra_context or {}))
+
+        def _render_context(self) -> Any:
+            render_pass = self.__dict__.get("_gf_pass")
+            if render_pass is None:
+                return super()._render_context()
+            return render_pass.context
+
+        @property
+        def answers_relpath(self) -> Path:
+            render_pass = self.__dict__.get("_gf_pass")
+            if render_pass is None:
+                return Worker.answers_relpath.fget(self)  # type: ignore[attr-defined]
+            # Copier compiles the answers file's name on every access, and that compile resets the {% yield %}
+            # state (_render_parts relies on it after rendering a yielding path part): reset it the same way.
+            self.jinja_env.preprocess(render_pass.answers_source)
+            return render_pass.answers_relpath
+
+        def _render_template(self) -> None:
+            # Copier's own answers_relpath mutates the context it builds, so it gets a fresh one.
+            relpath = Worker.answers_relpath.fget(self)  # type: ignore[attr-defined]
+            source = str(self.answers_file or self.template.answers_relpath)
+            self.__dict__["_gf_pass"] = _RenderPass(Worker._render_context(self), relpath, source, on_file=_progress)
+            try:
+                super()._render_template()
+            finally:
+                self.__dict__.pop("_gf_pass", None)
+
+        def _render_file(self, src_relpath: Path, dst_relpath: Path, extra_context: Any = None) -> None:
+            super()._render_file(src_relpath, dst_relpath, extra_context)
+            render_pass = self.__dict__.get("_gf_pass")
+            if render_pass is not None and render_pass.on_file is not None:
+                render_pass.on_file(str(dst_relpath))
+
+        def _sync_git_index_executable_bit(self, dst_relpath: Path, src_mode: int) -> None:
+            render_pass = self.__dict__.get("_gf_pass")
+            if render_pass is None:
+                return super()._sync_git_index_executable_bit(dst_relpath, src_mode)
+            if render_pass.file_mode is None:
+                git = get_git(context_dir=self.subproject.local_abspath)
+                try:
+                    render_pass.file_mode = git("config", "--type=bool", "--get", "core.fileMode").strip()
+                except ProcessExecutionError:
+                    render_pass.file_mode = "unset"
+            # Copier does nothing unless core.fileMode is false; then its own per-file code runs.
+            if render_pass.file_mode == "false":
+                super()._sync_git_index_executable_bit(dst_relpath, src_mode)
+
+    _worker_class = FastWorker
+    return FastWorker
+
+
+@contextmanager
+def rendering_progress(on_file: Any) -> Iterator[None]:
+    """Call ``on_file(relpath)`` for every file Copier writes (old and new copies of an update included)."""
+    global _progress
+    previous, _progress = _progress, on_file
+    try:
+        yield
+    finally:
+        _progress = previous
+
+
+@contextmanager
+def _fast_tempdir(needed: int) -> Iterator[None]:
+    """Copier's temporary trees (an update renders two, plus a template clone) go to memory-backed /dev/shm
+    when it is there and has room for ``needed`` bytes with a wide margin: writing and committing thousands of
+    small files there costs a fraction of a disk's time. Otherwise the usual temporary directory is used."""
+    shm = Path("/dev/shm")
+    previous = tempfile.tempdir
+    try:
+        usable = shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) and shutil.disk_usage(shm).free > 4 * needed + 2**28
+    except OSError:
+        usable = False
+    if usable:
+        tempfile.tempdir = str(shm)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+
+
+def _worker_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """copier.run_copy/run_update's conversions of their arguments, for the Worker built here."""
+    kwargs = dict(kwargs)
+    if "dst_path" in kwargs:
+        kwargs["dst_path"] = Path(kwargs["dst_path"])
+    kwargs["data"] = kwargs.get("data") or {}
+    return kwargs
+
+
+def _tree_bytes(repo: Path) -> int:
+    """A generous estimate of what one rendered copy of ``repo`` takes in a tmpfs (a page per file)."""
+    tracked = _git(repo, "ls-files", "-z", check=False).stdout.count("\0")
+    return tracked * 3 * 4096 + 2**24
+
+
+def _run(operation: str, source: TemplateSource, *, tmp_bytes: int = 2**24, **kwargs: Any) -> None:
+    """Run Copier's copy or update (through the fast Worker), turning its errors into ScaffoldError."""
+    from copier._settings import SettingsModel
     from copier.errors import CopierError
     from jinja2 import TemplateError
     from plumbum import ProcessExecutionError
 
-    runner = getattr(copier, f"run_{operation}")
     try:
-        with _copier_env(source):
-            runner(
-                settings=copier.Settings(),  # ignore the user's copier settings: defaults and trust are ours
-                unsafe=source.trusted,
-                quiet=True,
-                **kwargs,
-            )
+        with _copier_env(source), _fast_tempdir(tmp_bytes):
+            # The user's copier settings are ignored: defaults and trust are ours.
+            with _fast_worker()(settings=SettingsModel(), unsafe=source.trusted, quiet=True, **_worker_kwargs(kwargs)) as worker:
+                getattr(worker, f"run_{operation}")()
     except (CopierError, ValueError) as error:
         raise ScaffoldError(_explain(error)) from None
     except (OSError, TemplateError) as error:  # a template version with a broken or missing file
@@ -194,7 +381,7 @@ def update(repo: Path, source: TemplateSource, *, to_version: str | None = None,
     if pretend:
         return _pretend_update(repo, source, recorded, target)
     with _restored_on_error(repo):
-        _run("update", source, dst_path=str(repo), vcs_ref=target, defaults=True, overwrite=True, conflict=conflict, skip_answered=True)
+        _run("update", source, tmp_bytes=_tree_bytes(repo), dst_path=str(repo), vcs_ref=target, defaults=True, overwrite=True, conflict=conflict, skip_answered=True)
     new_version = str(read_answers(repo).get("_commit", "unknown"))
     return UpdateResult(old, new_version, _changed_paths(repo), _conflicts(repo))
 
@@ -223,6 +410,6 @@ def rerender(repo: Path, changes: dict[str, Any], source: TemplateSource) -> Upd
     from copier import VcsRef
 
     with _restored_on_error(repo):
-        _run("update", source, dst_path=str(repo), data=changes, vcs_ref=VcsRef.CURRENT, defaults=True, overwrite=True, skip_answered=True)
+        _run("update", source, tmp_bytes=_tree_bytes(repo), dst_path=str(repo), data=changes, vcs_ref=VcsRef.CURRENT, defaults=True, overwrite=True, skip_answered=True)
     return UpdateResult(version, version, _changed_paths(repo), _conflicts(repo))
 

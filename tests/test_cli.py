@@ -126,6 +126,29 @@ def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
     assert (destination / "clusters/prod/root.yaml").is_file() and "bootstrap Argo CD" in result.output
 
 
+def test_questions_with_choices_show_them_and_accept_only_them(tmp_path):
+    destination = tmp_path / "choices"
+    answers = "\n".join([
+        "", "",                  # git_url, default_branch
+        "helm", "Argocd", "argocd",  # engine: not a choice, wrong case, then a choice
+        "prod", "", "",          # environments, one cluster with the default name
+        "web", "web-devs",       # one team
+        "1", "shop", "nobody", "web", "ghcr.io/acme/shop:1.0.0", "8080",  # app team: an unknown team is re-asked
+        "", "", "",              # verify, monitoring, alerts_to
+        "",                      # ci
+        "y",
+    ]) + "\n"
+    result = runner.invoke(app, ["new", str(destination), "--no-git"], input=answers)
+    assert result.exit_code == 0, result.output
+    assert "engine (flux, argocd) [flux]:" in result.output
+    assert result.output.count("engine (flux, argocd) [flux]:") == 3  # asked again after each wrong answer
+    assert "team (web) [web]:" in result.output
+    assert "verify (none, gpg) [none]:" in result.output  # Argo CD's choices only
+    assert "ci (github, gitlab, none)" in result.output
+    recorded = yaml.safe_load((destination / ".copier-answers.yml").read_text())
+    assert recorded["engine"] == "argocd" and recorded["apps"][0]["team"] == "web"
+
+
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
     result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 19 + "n\n")  # every default (19 prompts), then decline

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..render import Entrypoint, RenderedObject, _kustomization_file, discover_entrypoints, render_repo
+from ..render import Entrypoint, RenderedObject, RenderResult, _kustomization_file, discover_entrypoints, find_tool, render_repo
+from . import cache as reuse
 from . import kustomizations, policy, references
-from .checks import CORE_CHECKS, MISSING_SCHEMA, RENDER, SCHEMA, Check
-from .schemas import CRDS_CATALOG, SchemaStore
+from .checks import CORE_CHECKS, MISSING_SCHEMA, RENDER, SCHEMA, Check, Violation
+from .schemas import BUNDLED_SCHEMAS, CRDS_CATALOG, SchemaError, SchemaResult, SchemaStore
 
 SCHEMA_CHECK = SCHEMA.id
 RENDER_CHECK = RENDER.id
@@ -154,11 +156,13 @@ def validate_repo(
     on_progress: Progress | None = None,
     schema_catalog: str | None = None,
     bundled_schemas: bool = True,
+    cache: reuse.ValidateCache | None = None,
 ) -> Report:
     """Render and check a repo. CRD schemas come from ``schema_locations``, then the bundled schemas, then the
     repo's CRDs, then ``schema_catalog`` (None: default_schema_catalog(); "": no online lookup).
     Raises RenderToolMissing without kustomize/kubectl, ValueError on bad options (an unknown Kubernetes
-    version, schema location placeholder or check id)."""
+    version, schema location placeholder or check id). With ``cache``, entrypoints whose inputs did not change
+    since a run that cached them are neither rendered nor checked again (cache.py)."""
     known = catalog()
     skip = sorted({s.strip().upper() for s in skip if s.strip()})
     if unknown := [s for s in skip if s not in known]:
@@ -169,17 +173,42 @@ def validate_repo(
     repo = Path(os.path.realpath(path))
     progress = on_progress or (lambda _stage, _done, _total: None)
 
+    with cache.session(repo) if cache is not None else nullcontext():
+        return _validate(repo, store, known, skip, progress, ignore_missing_schemas, schema_locations, cache)
+
+
+def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: list[str], progress: Progress,
+              ignore_missing_schemas: bool, schema_locations: list[str], cache: reuse.ValidateCache | None) -> Report:
     eps = discover_entrypoints(repo)
-    rendered = 0
+    keys: list[str | None] = [None] * len(eps)
+    cached: list[RenderResult | None] = [None] * len(eps)
+    if cache is not None:
+        base = reuse._sha(reuse.code_fingerprint(), reuse.tool_fingerprint(find_tool()))
+        for i, ep in enumerate(eps):
+            keys[i] = cache.render_key(ep, base, repo)
+            if (hit := cache.get(keys[i], "render")) is not None:
+                cached[i] = reuse.load_render(ep, hit)
+    todo = [i for i, r in enumerate(cached) if r is None]
+    rendered = len(eps) - len(todo)
+    progress("render", rendered, len(eps))
 
     def on_rendered(n: int) -> None:
         nonlocal rendered
         rendered += n
         progress("render", rendered, len(eps))
 
-    results = render_repo(repo, eps, on_rendered=on_rendered)
+    for i, result in zip(todo, render_repo(repo, [eps[i] for i in todo], on_rendered=on_rendered)):
+        cached[i] = result
+        if cache is not None and not result.error:
+            cache.put(keys[i], "render", reuse.dump_render(result))
+    results: list[RenderResult] = cached  # type: ignore[assignment] - every slot is filled
     # CRDs rendered anywhere in the repo describe custom resources everywhere in it.
     store.add_crds(o.data for r in results for o in r.objects)
+    check_base = None
+    if cache is not None:
+        crds = [o.data for r in results for o in r.objects if o.data.get("kind") == "CustomResourceDefinition"]
+        check_base = reuse._sha(reuse.schema_fingerprint(store.kubernetes_version, [*schema_locations, *([str(BUNDLED_SCHEMAS)] if store.bundled else []), *([store.catalog] if store.catalog else [])]),
+                                reuse.crd_fingerprint(crds))
     report = Report(
         entrypoints=[r.entrypoint.rel for r in results],
         ignore_missing_schemas=ignore_missing_schemas,
@@ -197,18 +226,20 @@ def validate_repo(
     total = sum(len(r.objects) for r in results)
     checked = 0
 
-    for result in results:
+    for key, result in zip(keys, results):
         ep = result.entrypoint
         if result.error and not (ep.path in refs.handled_paths and not ep.path.is_dir()):
             report.render_errors.append(RenderError(ep.rel, result.error, _entrypoint_file(ep, repo)))
         report.objects += len(result.objects)
+        outcome = _checks(result, store, cache, reuse._sha(key, check_base) if key and check_base else None)
         violations: dict[int, list] = {}
-        for data, v in policy.check_objects([o.data for o in result.objects]):
-            violations.setdefault(id(data), []).append(v)
-        for obj in result.objects:
-            own = violations.get(id(obj.data), [])
+        for index, check_id, detail in outcome.policy:
+            violations.setdefault(index, []).append(Violation(known[check_id], detail))
+        for index, obj in enumerate(result.objects):
+            own = violations.get(index, [])
             deprecated = any(v.check.id == policy.DEPRECATED_API_CHECK for v in own)
-            _schema(report, store, obj, deprecated)
+            status, source, errors = outcome.schema[index]
+            _schema(report, SchemaResult(status, source, [SchemaError(*e) for e in errors]), obj, deprecated)
             for v in own:
                 report.findings.append(_policy_finding(obj, v, files))
             report.findings += [_finding(obj, v.check, v.message) for v in refs_by_object.get(id(obj), [])]
@@ -232,10 +263,26 @@ def validate_repo(
     return report
 
 
-def _schema(report: Report, store: SchemaStore, obj: RenderedObject, deprecated: bool) -> None:
+def _checks(result: RenderResult, store: SchemaStore, cache: reuse.ValidateCache | None, key: str | None) -> reuse.Checked:
+    """Schema results and policy violations of one entrypoint's objects: cached, or computed and cached. Results
+    with a missing schema are not cached: the schema may be reachable next time."""
+    if cache is not None and (hit := cache.get(key, "check")) is not None:
+        return hit
+    datas = [o.data for o in result.objects]
+    index_of = {id(data): n for n, data in enumerate(datas)}
+    schema = []
+    for data in datas:
+        found = store.validate(data)
+        schema.append((found.status, found.source, [(e.path, e.message) for e in found.errors]))
+    checked = reuse.Checked(schema, [(index_of[id(d)], v.check.id, v.detail) for d, v in policy.check_objects(datas)])
+    if cache is not None and not result.error and all(status != "missing" for status, _, _ in schema):
+        cache.put(key, "check", checked)
+    return checked
+
+
+def _schema(report: Report, checked: SchemaResult, obj: RenderedObject, deprecated: bool) -> None:
     """Strict schema validation. An object whose API version is removed (GF019 says so, with the replacement)
     is not also reported as unserved or schema-less; it is still validated when a schema for it is at hand."""
-    checked = store.validate(obj.data)
     who = _identity(obj)
     if checked.status == "missing":
         if not deprecated:

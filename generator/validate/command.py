@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..render import RenderToolMissing
 from . import Report, default_schema_locations, validate_repo
+from .cache import ValidateCache
 from .report import FORMATS
 
 
@@ -44,9 +45,11 @@ def run(
     skip: list[str] | None = None,
     progress: bool | None = None,
     schema_catalog: str | None = None,
+    cache: bool = True,
 ) -> Report:
     """Validate ``path``. ``progress=None`` shows a progress bar when stderr is a terminal. ``schema_catalog``:
-    None for the default online lookup, "" for none."""
+    None for the default online lookup, "" for none. ``cache`` reuses the results of unchanged entrypoints
+    from earlier runs (validate/cache.py)."""
     if not path.exists():
         raise ValidateSetupError(f"{path} does not exist; pass the root directory of a GitOps repository.")
     if not path.is_dir():
@@ -55,12 +58,16 @@ def run(
         raise ValidateSetupError(f"{path} cannot be read; check its permissions.")
     locations = list(schema_locations or []) or default_schema_locations()
     _check_locations(locations)
+    store = None
+    if cache:
+        store = ValidateCache()
+        store.prune()
     try:
         if progress is False or (progress is None and not sys.stderr.isatty()):
             return validate_repo(path, schema_locations=locations, kubernetes_version=kubernetes_version,
                                  ignore_missing_schemas=ignore_missing_schemas, skip=skip or [],
-                                 schema_catalog=schema_catalog)
-        return _with_progress(path, locations, kubernetes_version, ignore_missing_schemas, skip or [], schema_catalog)
+                                 schema_catalog=schema_catalog, cache=store)
+        return _with_progress(path, locations, kubernetes_version, ignore_missing_schemas, skip or [], schema_catalog, store)
     except RenderToolMissing as error:
         raise ValidateSetupError(str(error)) from None
     except ValueError as error:
@@ -72,7 +79,7 @@ def run(
 
 
 def _with_progress(path: Path, locations: list[str], version: str | None, ignore: bool, skip: list[str],
-                   schema_catalog: str | None) -> Report:
+                   schema_catalog: str | None, cache: ValidateCache | None = None) -> Report:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -87,7 +94,8 @@ def _with_progress(path: Path, locations: list[str], version: str | None, ignore
             bar.update(tasks[stage], completed=done, total=total)
 
         return validate_repo(path, schema_locations=locations, kubernetes_version=version,
-                             ignore_missing_schemas=ignore, skip=skip, on_progress=update, schema_catalog=schema_catalog)
+                             ignore_missing_schemas=ignore, skip=skip, on_progress=update, schema_catalog=schema_catalog,
+                             cache=cache)
 
 
 def parse_skip(values: list[str] | None) -> list[str]:

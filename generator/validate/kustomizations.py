@@ -12,13 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ..render import KUSTOMIZATION_FILES
+from ..render import KUSTOMIZATION_FILES, _load_all, _load_text
 from .checks import Check, Violation
 from .policy import POD_SPEC_PATHS
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DEPRECATED_FIELD = Check(
     "GF021", "error", "Kustomization uses a deprecated field",
@@ -83,10 +80,8 @@ def _kustomization_files(repo: Path) -> Iterator[Path]:
 
 
 def _first_document(path: Path):
-    try:
-        return next(iter(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER)), None)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
+    docs = _load_all(path)  # shares validate's parse cache
+    return docs[0] if docs else None
 
 
 def _strategic_merge_patches(body: dict, kfile: Path, repo: Path) -> Iterator[tuple[dict, str]]:
@@ -111,11 +106,7 @@ def _strategic_merge_patches(body: dict, kfile: Path, repo: Path) -> Iterator[tu
             where = Path(os.path.relpath(file, repo)).as_posix()
         if not isinstance(text, str):
             continue
-        try:
-            docs = list(yaml.load_all(text, Loader=_LOADER))
-        except yaml.YAMLError:
-            continue
-        for doc in docs:
+        for doc in _load_text(text):
             if isinstance(doc, dict) and doc.get("kind"):  # JSON 6902 patches are lists
                 yield doc, where
 

@@ -27,9 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, argocd_sources
+from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _load_all, argocd_sources
 from .checks import Check, Violation
 from .policy import POD_SPEC_PATHS, skipped_checks
 
@@ -372,12 +370,10 @@ def _own_urls(results: list[RenderResult], repo: Path) -> set[str]:
             d = obj.data
             if d.get("kind") == "GitRepository" and (d.get("metadata") or {}).get("name") == "flux-system":
                 urls.add(str((d.get("spec") or {}).get("url", "")))
-    try:
-        answers = yaml.safe_load((repo / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
-        if isinstance(answers, dict) and answers.get("git_url"):
-            urls.add(str(answers["git_url"]))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        pass
+    docs = _load_all(repo / ".copier-answers.yml")  # C parser, and validate's parse cache: large with many apps
+    answers = docs[0] if docs else {}
+    if isinstance(answers, dict) and answers.get("git_url"):
+        urls.add(str(answers["git_url"]))
     try:
         remotes = subprocess.run(["git", "-C", str(repo), "remote", "-v"], capture_output=True, text=True, timeout=10)
         urls.update(line.split()[1] for line in remotes.stdout.splitlines() if len(line.split()) >= 2)

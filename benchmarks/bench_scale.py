@@ -1,0 +1,224 @@
+"""Day-2 commands at organisation scale, against raw Copier on the same template and answers.
+
+    python benchmarks/bench_scale.py [--sizes 50,200,400] [--schemas DIR] [--skip-copier]
+
+For each size: an answer set with N apps over 10 teams, 4 environments and 4 clusters. Every command runs as a
+subprocess of this checkout (interpreter start-up included), once, and prints wall time and peak memory (max
+RSS of the process and the children it waited for):
+
+- `new`: `gitops-forge new --data-file` vs raw `copier copy --trust --defaults --data-file` of the same template;
+- `add app`, `remove app`, `set monitoring=false alerts_to=none` on the generated (committed) repo, each vs the equivalent raw
+  `copier update --vcs-ref :current: --data …` (the re-render gitops-forge runs);
+- `update`: a repo generated from a synthetic template release X (a temporary git clone of this checkout's
+  template, tagged) updated to X+1 (one line changed and tagged), vs raw `copier update` of a clone of it;
+- `validate` cold (no cache) and warm (cache filled, then one app's overlay edited).
+
+The 0.3.0 column holds the figures issue 16 measured at 200 apps on this kind of machine. Timings live here,
+never in tests; the load average is printed because other work on the machine skews every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FORGE = [sys.executable, "-c", "import sys; from generator.cli import app; sys.argv[0] = 'gitops-forge'; app()"]
+ENVIRONMENTS = ("dev", "test", "staging", "prod")
+TEAMS = 10
+# issue 16, 200 apps, 10 teams, 4 environments, 4 clusters, template 0.3.0 (seconds).
+BEFORE_0_3_0 = {"new": 30.6, "copier copy": 30.0, "add app": 77.8, "update": 85.0, "validate cold": 26.7,
+                "validate warm": 26.7}
+GOALS = {"new": 3.0, "add app": 10.0, "update": 10.0, "validate cold": 9.0, "validate warm": 1.0}
+
+
+def answers(apps: int, *, teams: int = TEAMS, environments: tuple[str, ...] = ENVIRONMENTS) -> dict:
+    team_names = [f"team-{n}" for n in range(teams)]
+    return {
+        "project_name": "scale",
+        "environments": list(environments),
+        "clusters": [{"name": f"{env}-1", "environment": env} for env in environments],
+        "teams": [{"name": t, "groups": [f"{t}-devs"]} for t in team_names],
+        "apps": [
+            {"name": f"app-{n}", "team": team_names[n % teams], "image": f"registry.example.com/shop/app-{n}:1.{n}.0",
+             "port": 8080}
+            for n in range(apps)
+        ],
+    }
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB of the process and the children it waited for) of one command."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode not in ok:
+            out.seek(0)
+            raise SystemExit(f"{' '.join(command[-6:])} failed ({proc.returncode}):\n{out.read().decode()[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def commit_all(repo: Path, message: str) -> None:
+    if not (repo / ".git").exists():
+        git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+
+
+def synthetic_template(work: Path) -> tuple[Path, str, str]:
+    """A git repo holding this checkout's template as release X, then X+1 with one line changed."""
+    import generator.bundle as bundle
+
+    version = bundle.current_version(ROOT)
+    template = work / "template-repo"
+    template.mkdir(parents=True)
+    for name in ("copier.yml", "template", "includes"):
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, template / name)
+    commit_all(template, f"release {version}")
+    old = f"v{version}"
+    git(template, "tag", old)
+    readme = next(p for p in sorted((template / "template").rglob("README.md*")))
+    readme.write_text(readme.read_text() + "\n<!-- synthetic next release -->\n")
+    major, minor, patch = (version.split(".") + ["0", "0"])[:3]
+    new = f"v{major}.{minor}.{int(patch) + 1}"
+    commit_all(template, f"release {new}")
+    git(template, "tag", new)
+    return template, old, new
+
+
+def bench_size(apps: int, work: Path, env: dict[str, str], schemas: str, skip_copier: bool) -> list[tuple]:
+    rows: list[tuple] = []  # (command, seconds, MiB, copier seconds or None)
+    data = work / f"answers-{apps}.yml"
+    data.write_text(yaml.safe_dump(answers(apps)))
+    template, old, new = synthetic_template(work / f"t{apps}")
+    repo = work / f"forge-{apps}"
+
+    # new vs copier copy
+    t_new, m_new = run([*FORGE, "new", str(repo), "--defaults", "--data-file", str(data)], work, env)
+    files = sum(1 for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
+    t_copy = None
+    if not skip_copier:
+        t_copy, _ = run([str(BIN / "copier"), "copy", "--quiet", "--trust", "--defaults", "--data-file", str(data),
+                         str(template), str(work / f"copier-{apps}")], work, env)
+    rows.append(("new", t_new, m_new, t_copy))
+
+    def clone(name: str, source: Path = repo) -> Path:
+        target = work / f"{name}-{apps}"
+        subprocess.run(["git", "clone", "-q", str(source), str(target)], check=True)
+        return target
+
+    def rerender_pair(label: str, forge_args: list[str], changed: dict) -> None:
+        mine = clone(label.replace(" ", "-"))
+        t, m = run([*FORGE, *forge_args, "--path", str(mine)], work, env)
+        t_raw = None
+        if not skip_copier:
+            theirs = clone(label.replace(" ", "-") + "-copier")
+            changes = work / f"{label.replace(' ', '-')}-{apps}.yml"
+            changes.write_text(yaml.safe_dump(changed))
+            t_raw, _ = run([str(BIN / "copier"), "update", "--quiet", "--trust", "--defaults",
+                            "--skip-answered", "--vcs-ref", ":current:", "--data-file", str(changes), str(theirs)],
+                           work, env)
+        rows.append((label, t, m, t_raw))
+
+    full = answers(apps)
+    added = {"name": "extra", "team": "team-0", "image": "registry.example.com/shop/extra:1.0.0", "port": 8080}
+    rerender_pair("add app", ["add", "app", "extra", "--team", "team-0", "--image", added["image"], "--port", "8080"],
+                  {"apps": [*full["apps"], added]})
+    rerender_pair("remove app", ["remove", "app", "app-1"], {"apps": [a for a in full["apps"] if a["name"] != "app-1"]})
+    rerender_pair("set", ["set", "monitoring=false", "alerts_to=none"], {"monitoring": False, "alerts_to": "none"})
+
+    # update X -> X+1: generated by raw copier from the synthetic release X (identical output), then committed.
+    base = work / f"update-base-{apps}"
+    subprocess.run([str(BIN / "copier"), "copy", "--quiet", "--trust", "--defaults", "--data-file", str(data),
+                    "--vcs-ref", old, str(template), str(base)], cwd=work, env=env, check=True, capture_output=True)
+    commit_all(base, "generate")
+    mine = clone("update", base)
+    t_update, m_update = run([*FORGE, "update", str(mine), "--json"], work, env)
+    t_raw = None
+    if not skip_copier:
+        theirs = clone("update-copier", base)
+        t_raw, _ = run([str(BIN / "copier"), "update", "--quiet", "--trust", "--defaults",
+                        "--skip-answered", str(theirs)], work, env)
+    rows.append(("update", t_update, m_update, t_raw))
+
+    # validate: cold without cache, warm after one app edit.
+    validate = [*FORGE, "validate", str(repo), "-s", schemas, "-o", "json"]
+    cache_env = {**env, "XDG_CACHE_HOME": str(work / f"validate-cache-{apps}")}
+    t_cold, m_cold = run([*validate, "--no-cache"], work, cache_env, ok=(0, 1))
+    rows.append(("validate cold", t_cold, m_cold, None))
+    run(validate, work, cache_env, ok=(0, 1))  # fills the cache
+    overlay = repo / "apps" / ENVIRONMENTS[0] / "app-0" / "kustomization.yaml"  # one app's overlay in one env
+    overlay.write_text(overlay.read_text() + "# edited\n")
+    t_warm, m_warm = run(validate, work, cache_env, ok=(0, 1))
+    rows.append(("validate warm", t_warm, m_warm, None))
+    print(f"\n{apps} apps x {len(ENVIRONMENTS)} environments, {TEAMS} teams, {len(ENVIRONMENTS)} clusters: {files} files")
+    return rows
+
+
+def print_table(apps: int, rows: list[tuple]) -> None:
+    head = f"{'command':<15}{'gitops-forge':>13}{'peak MiB':>10}{'raw copier':>12}{'ratio':>7}"
+    if apps == 200:
+        head += f"{'0.3.0':>8}{'speed-up':>9}{'goal':>7}"
+    print(head)
+    for name, t, mem, raw in rows:
+        line = f"{name:<15}{t:>12.2f}s{mem:>10.0f}"
+        line += f"{raw:>11.2f}s{t / raw:>7.2f}" if raw else f"{'':>12}{'':>7}"
+        if apps == 200:
+            before, goal = BEFORE_0_3_0.get(name), GOALS.get(name)
+            line += f"{before:>7.1f}s{before / t:>8.1f}x" if before else f"{'':>8}{'':>9}"
+            line += f"{'≤' + str(goal) + 's':>7} {'ok' if t <= goal else 'MISSED'}" if goal else ""
+        print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="50,200,400", help="comma-separated app counts (default 50,200,400)")
+    parser.add_argument("--schemas", default=os.environ.get("GITOPS_FORGE_SCHEMAS") or str(ROOT.parent / "shared" / "schemas"))
+    parser.add_argument("--skip-copier", action="store_true", help="leave out the raw Copier runs (they are slow)")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary directory)")
+    options = parser.parse_args()
+    sizes = [int(n) for n in options.sizes.split(",") if n.strip()]
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        work = Path(options.keep or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "XDG_CACHE_HOME": str(work / "cache"),
+            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+        }
+        # Raw copier reaches the template URL that gitops-forge repos record through the same local bundle.
+        os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"]
+        from generator import template_source
+
+        env.update(template_source.builtin().git_env())
+        # Warm the template bundle, .pyc files and the copier mirror once.
+        subprocess.run([*FORGE, "new", str(work / "warm"), "--defaults", "--no-git"], env=env, cwd=work, check=True,
+                       capture_output=True)
+        print(f"CPUs: {os.cpu_count()}; load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for apps in sizes:
+            rows = bench_size(apps, work, env, options.schemas, options.skip_copier)
+            print_table(apps, rows)
+            print(f"load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
