@@ -26,6 +26,8 @@ IMAGE = re.compile(
 )
 BRANCH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+# A URL a tenant's Flux source may fetch from; it is written into a CEL string, so no quotes or spaces.
+SOURCE_URL = re.compile(r"^(https|ssh|oci)://[A-Za-z0-9@._~:/-]+$")
 
 ENGINES = ("flux", "argocd")
 CI_PROVIDERS = ("github", "gitlab", "none")
@@ -47,7 +49,7 @@ RESERVED = {
     "infra-configs", "argo-cd", "sealed-secrets", "kube-prometheus-stack",
 }
 
-LIST_FIELDS = {"environments", "clusters", "teams", "apps"}
+LIST_FIELDS = {"environments", "clusters", "teams", "apps", "tenant_source_allowlist"}
 BOOL_FIELDS = {"monitoring"}
 # The words Copier casts to a bool answer.
 _BOOL_WORDS = {**dict.fromkeys(("y", "yes", "t", "true", "on", "1"), True), **dict.fromkeys(("n", "no", "f", "false", "off", "0"), False)}
@@ -56,7 +58,8 @@ ITEM_KEYS = {
     "teams": ({"name", "groups"}, set()),
     "apps": ({"name", "team", "image", "port"}, {"health_path", "ready_path"}),
 }
-KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "ci")
+KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify",
+         "tenant_source_allowlist", "monitoring", "alerts_to", "ci")
 
 
 class AnswersError(ValueError):
@@ -266,6 +269,24 @@ def _check_verify(answers: Mapping[str, Any]) -> None:
         _fail("verify", "'ssh' needs engine flux (Argo CD verifies OpenPGP signatures only); choose gpg or none")
 
 
+def check_source_url(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not SOURCE_URL.match(value):
+        _fail(field, f"{value!r} must be an https://, ssh:// or oci:// URL without spaces or quotes")
+    return value
+
+
+def _check_tenant_source_allowlist(answers: Mapping[str, Any]) -> None:
+    urls = answers["tenant_source_allowlist"]
+    if not isinstance(urls, list):
+        _fail("tenant_source_allowlist", "must be a list of URLs (empty: this repository only)")
+    for index, url in enumerate(urls):
+        check_source_url(f"tenant_source_allowlist[{index}]", url)
+        if url in urls[:index]:
+            _fail("tenant_source_allowlist", f"{url!r} appears more than once; names must be unique")
+    if urls and answers["engine"] == "argocd":
+        _fail("tenant_source_allowlist", "needs engine flux (Argo CD teams deploy from this repository only); leave it empty")
+
+
 def _check_monitoring(answers: Mapping[str, Any]) -> None:
     if not isinstance(answers["monitoring"], bool):
         _fail("monitoring", f"{answers['monitoring']!r} must be true or false")
@@ -298,6 +319,7 @@ _FIELD_CHECKS = {
     "apps": _check_apps,
     "secrets": _check_secrets,
     "verify": _check_verify,
+    "tenant_source_allowlist": _check_tenant_source_allowlist,
     "monitoring": _check_monitoring,
     "alerts_to": _check_alerts_to,
     "ci": _check_ci,

@@ -125,6 +125,20 @@ def _ask_verify(answers: dict[str, Any], spec: dict[str, Any]) -> str:
     return _ask_scalar("verify", _choice("verify", modes))(answers, spec)
 
 
+def _ask_tenant_source_allowlist(answers: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    if answers["engine"] != "flux":
+        return []  # Argo CD teams deploy from this repository only
+
+    def check(raw: str) -> list[str]:
+        urls = [url.strip() for url in raw.split(",") if url.strip()]
+        for index, url in enumerate(urls):
+            rules.check_source_url(f"tenant_source_allowlist[{index}]", url)
+        return urls
+
+    typer.secho(spec.get("help", "tenant_source_allowlist"), dim=True)
+    return _ask("Other URLs teams' Flux sources may use (comma-separated, empty for none)", check, default="")
+
+
 ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "project_name": _ask_scalar("project_name", lambda value: rules.check_name("project_name", value, reserved=())),
     "git_url": _ask_scalar("git_url", rules.validate_git_url),
@@ -136,6 +150,7 @@ ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "apps": _ask_apps,
     "secrets": _ask_secrets,
     "verify": _ask_verify,
+    "tenant_source_allowlist": _ask_tenant_source_allowlist,
     "monitoring": _ask_monitoring,
     "alerts_to": _ask_alerts_to,
     "ci": _ask_scalar("ci", _choice("ci", list(rules.CI_PROVIDERS))),

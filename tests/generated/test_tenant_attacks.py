@@ -691,3 +691,23 @@ def test_each_team_has_its_own_git_credentials_and_rotation_touches_only_them(cl
     # Separate files: no two teams share one.
     every = [f for files in files_of.values() for f in files]
     assert len(every) == len(set(every))
+
+
+def test_the_source_allowlist_admits_its_urls_and_prefixes_only(tmp_path_factory):
+    generated = generate(tmp_path_factory, {"engine": "flux", "tenant_source_allowlist": [
+        "https://charts.example.com/", "oci://ghcr.io/acme/charts/web"]})
+    cluster = Cluster([o.data for r in generated.rendered for o in r.objects], generated.answers, generated.repo)
+    team = generated.answers["teams"][0]["name"]
+    sa = (f"system:serviceaccount:{team}:{team}", set())
+
+    def refused(kind: str, url: str) -> set[str]:
+        obj = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": kind, "metadata": {"name": "x", "namespace": team},
+               "spec": {"interval": "1h", "url": url}}
+        return cluster.refusing_policies(Request(sa, "create", kind, team, obj))
+
+    assert refused("HelmRepository", "https://charts.example.com/stable") == set()
+    assert refused("OCIRepository", "oci://ghcr.io/acme/charts/web") == set()
+    assert refused("GitRepository", generated.answers["git_url"]) == set()
+    for kind, url in (("HelmRepository", "https://charts.example.com.attacker.example/"),
+                      ("OCIRepository", "oci://ghcr.io/acme/charts/web-evil"), ("GitRepository", FOREIGN)):
+        assert refused(kind, url) == {"gitops-forge-tenant-sources"}, url
