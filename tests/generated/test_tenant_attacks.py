@@ -658,7 +658,7 @@ def test_the_tenant_reconciler_role_is_narrow_and_open_to_aggregation(cluster):
         assert ("bitnami.com", "sealedsecrets") in granted and ("", "secrets") not in granted
     for team in cluster.answers["teams"]:
         binding = next(b for b in cluster.of_kind("RoleBinding")
-                       if b["metadata"]["namespace"] == team["name"] and b["metadata"]["name"] == "tenant-reconciler")
+                       if b["metadata"]["namespace"] == team["name"] and b["metadata"]["name"] == "gitops-forge-tenant-reconciler")
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "gitops-forge:tenant-reconciler"}
 
 
