@@ -507,6 +507,14 @@ def test_remote_resources_script_passes_the_generated_repo_and_catches_every_rem
     script = cluster.repo / "scripts/check-remote-resources.py"
     clean = subprocess.run([sys.executable, str(script), str(cluster.repo)], capture_output=True, text=True)
     assert clean.returncode == 0, clean.stdout
+    # The validate job runs it on every change.
+    ci = cluster.answers["ci"]
+    if ci == "github":
+        steps = yaml.safe_load((cluster.repo / ".github/workflows/validate.yaml").read_text())["jobs"]["validate"]["steps"]
+        assert any("python scripts/check-remote-resources.py ." in step.get("run", "") for step in steps)
+    elif ci == "gitlab":
+        job = yaml.safe_load((cluster.repo / ".gitlab-ci.yml").read_text())["validate"]
+        assert "python scripts/check-remote-resources.py ." in job["script"]
     if not cluster.answers["apps"]:
         return
     copy = tmp_path / "repo"
