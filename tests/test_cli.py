@@ -71,6 +71,7 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         "shop", "", "ghcr.io/acme/shop:latest", "ghcr.io/acme/shop:1.0.0", "99999", "8080",
         "vault", "sops",         # secrets: an unknown backend is re-asked
         "",                      # verify: default none
+        "",                      # tenant_source_allowlist: none besides this repository
         "",                      # monitoring: default yes
         "pager", "slack",        # alerts_to: an unknown channel is re-asked
         "jenkins", "gitlab",     # ci: an unsupported provider is re-asked
@@ -93,6 +94,7 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
     assert recorded["ci"] == "gitlab"
     assert recorded["secrets"] == "sops" and recorded["verify"] == "none"
     assert recorded["monitoring"] is True and recorded["alerts_to"] == "slack"
+    assert recorded["tenant_source_allowlist"] == []
 
 
 def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
@@ -119,7 +121,7 @@ def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
 
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
-    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 17 + "n\n")  # every default (17 prompts), then decline
+    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 18 + "n\n")  # every default (18 prompts), then decline
     assert result.exit_code == 2
     assert "cancelled" in result.output
     assert not destination.exists()
