@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +121,7 @@ class Cluster:
     objects: list[dict]
     answers: dict
     repo: Path
+    rendered: list = field(default_factory=list, repr=False)  # every entrypoint's render, the apps' included
     namespaces: dict[str, dict] = field(init=False)
 
     def __post_init__(self):
@@ -299,9 +299,7 @@ def cluster(request, tmp_path_factory) -> Cluster:
             if key not in seen:
                 seen.add(key)
                 objects.append(data)
-    cluster = Cluster(objects, answers, generated.repo)
-    cluster.rendered = generated.rendered
-    return cluster
+    return Cluster(objects, answers, generated.repo, generated.rendered)
 
 
 def team_apps(answers: dict, team: str) -> list[str]:
