@@ -29,6 +29,8 @@ HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 DNS_DOMAIN = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # argocd.<cluster>. goes in front of argocd_domain; DNS names end at 253 characters.
 MAX_DOMAIN = 200
+# A URL a tenant's Flux source may fetch from; it is written into a CEL string, so no quotes or spaces.
+SOURCE_URL = re.compile(r"^(https|ssh|oci)://[A-Za-z0-9@._~:/-]+$")
 
 ENGINES = ("flux", "argocd")
 CI_PROVIDERS = ("github", "gitlab", "none")
@@ -56,7 +58,7 @@ RESERVED = {
     "infra-configs", "argo-cd", "sealed-secrets", "kube-prometheus-stack",
 }
 
-LIST_FIELDS = {"environments", "clusters", "teams", "apps"}
+LIST_FIELDS = {"environments", "clusters", "teams", "apps", "tenant_source_allowlist"}
 BOOL_FIELDS = {"monitoring", "argocd_ha"}
 # Asked (and recorded in .copier-answers.yml) only with engine argocd, like copier.yml's `when`.
 ARGOCD_ONLY = {"argocd_domain", "argocd_ha"}
@@ -67,7 +69,8 @@ ITEM_KEYS = {
     "teams": ({"name", "groups"}, set()),
     "apps": ({"name", "team", "image", "port"}, {"health_path", "ready_path"}),
 }
-KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "pager", "cluster_flavor", "ci", "argocd_domain", "argocd_ha")
+KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify",
+         "tenant_source_allowlist", "monitoring", "alerts_to", "pager", "cluster_flavor", "ci", "argocd_domain", "argocd_ha")
 
 
 class AnswersError(ValueError):
@@ -279,6 +282,24 @@ def _check_verify(answers: Mapping[str, Any]) -> None:
         _fail("verify", "'ssh' needs engine flux (Argo CD verifies OpenPGP signatures only); choose gpg or none")
 
 
+def check_source_url(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not SOURCE_URL.match(value):
+        _fail(field, f"{value!r} must be an https://, ssh:// or oci:// URL without spaces or quotes")
+    return value
+
+
+def _check_tenant_source_allowlist(answers: Mapping[str, Any]) -> None:
+    urls = answers["tenant_source_allowlist"]
+    if not isinstance(urls, list):
+        _fail("tenant_source_allowlist", "must be a list of URLs (empty: this repository only)")
+    for index, url in enumerate(urls):
+        check_source_url(f"tenant_source_allowlist[{index}]", url)
+        if url in urls[:index]:
+            _fail("tenant_source_allowlist", f"{url!r} appears more than once; names must be unique")
+    if urls and answers["engine"] == "argocd":
+        _fail("tenant_source_allowlist", "needs engine flux (Argo CD teams deploy from this repository only); leave it empty")
+
+
 def _check_monitoring(answers: Mapping[str, Any]) -> None:
     if not isinstance(answers["monitoring"], bool):
         _fail("monitoring", f"{answers['monitoring']!r} must be true or false")
@@ -346,6 +367,7 @@ _FIELD_CHECKS = {
     "apps": _check_apps,
     "secrets": _check_secrets,
     "verify": _check_verify,
+    "tenant_source_allowlist": _check_tenant_source_allowlist,
     "monitoring": _check_monitoring,
     "alerts_to": _check_alerts_to,
     "pager": _check_pager,

@@ -156,6 +156,18 @@ def _ask_argocd_ha(answers: dict[str, Any], spec: dict[str, Any]) -> bool:
         return default_for(spec, answers)
     typer.secho(spec.get("help", "argocd_ha"), dim=True)
     return typer.confirm("argocd_ha", default=default_for(spec, answers))
+def _ask_tenant_source_allowlist(answers: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    if answers["engine"] != "flux":
+        return []  # Argo CD teams deploy from this repository only
+
+    def check(raw: str) -> list[str]:
+        urls = [url.strip() for url in raw.split(",") if url.strip()]
+        for index, url in enumerate(urls):
+            rules.check_source_url(f"tenant_source_allowlist[{index}]", url)
+        return urls
+
+    typer.secho(spec.get("help", "tenant_source_allowlist"), dim=True)
+    return _ask("Other URLs teams' Flux sources may use (comma-separated, empty for none)", check, default="")
 
 
 ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
@@ -169,6 +181,7 @@ ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "apps": _ask_apps,
     "secrets": _ask_secrets,
     "verify": _ask_verify,
+    "tenant_source_allowlist": _ask_tenant_source_allowlist,
     "monitoring": _ask_monitoring,
     "alerts_to": _ask_alerts_to,
     "pager": _ask_pager,

@@ -380,10 +380,36 @@ def update(repo: Path, source: TemplateSource, *, to_version: str | None = None,
     target = to_version and (to_version if to_version.startswith("v") else f"v{to_version}")
     if pretend:
         return _pretend_update(repo, source, recorded, target)
+    policies = _app_network_policies(repo)
     with _restored_on_error(repo):
         _run("update", source, tmp_bytes=_tree_bytes(repo), dst_path=str(repo), vcs_ref=target, defaults=True, overwrite=True, conflict=conflict, skip_answered=True)
+    _carry_moved_network_policies(repo, policies)
     new_version = str(read_answers(repo).get("_commit", "unknown"))
     return UpdateResult(old, new_version, _changed_paths(repo), _conflicts(repo))
+
+
+def _app_network_policies(repo: Path) -> dict[str, str]:
+    """Flux apps' NetworkPolicies where templates before 0.4.0 put them: apps/base/<app>/networkpolicy.yaml."""
+    return {path.parent.name: path.read_text() for path in sorted(repo.glob("apps/base/*/networkpolicy.yaml"))}
+
+
+def _carry_moved_network_policies(repo: Path, before: dict[str, str]) -> None:
+    """Since 0.4.0 an app's NetworkPolicy is the platform's, tenants/base/<team>/networkpolicy-<app>.yaml. Copier
+    deletes the old file and writes the new one fresh, which would drop the rules a team added: carry the old
+    policy over, under the new file's header and in the team's namespace. An unedited policy comes out exactly
+    as the template writes it."""
+    for app, old_text in before.items():
+        moved = list(repo.glob(f"tenants/base/*/networkpolicy-{app}.yaml"))
+        if (repo / "apps/base" / app / "networkpolicy.yaml").exists() or len(moved) != 1:
+            continue
+        target, team = moved[0], moved[0].parent.name
+        new_text = target.read_text()
+        if "apiVersion:" not in old_text or "apiVersion:" not in new_text:
+            continue
+        body = old_text[old_text.index("apiVersion:"):]
+        if f"\n  namespace: {team}\n" not in body:
+            body = body.replace(f"\n  name: {app}\n", f"\n  name: {app}\n  namespace: {team}\n", 1)
+        target.write_text(new_text[:new_text.index("apiVersion:")] + body)
 
 
 def _pretend_update(repo: Path, source: TemplateSource, recorded: dict[str, Any], target: str | None) -> UpdateResult:

@@ -29,6 +29,7 @@ def make_answers(envs: int = 3, apps: int = 1, **app_extra: Any) -> dict[str, An
         ],
         "secrets": "sealed-secrets",
         "verify": "none",
+        "tenant_source_allowlist": [],
         "monitoring": True,
         "alerts_to": "github-status",
         "pager": "pagerduty",

@@ -71,6 +71,7 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         "shop", "", "ghcr.io/acme/shop:latest", "ghcr.io/acme/shop:1.0.0", "99999", "8080",
         "vault", "sops",         # secrets: an unknown backend is re-asked
         "",                      # verify: default none
+        "",                      # tenant_source_allowlist: none besides this repository
         "",                      # monitoring: default yes
         "pager", "slack",        # alerts_to: an unknown channel is re-asked
         "none", "opsgenie",      # pager: nobody to page is not offered with monitoring
@@ -97,6 +98,7 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
     assert recorded["monitoring"] is True and recorded["alerts_to"] == "slack"
     assert "choose one of pagerduty, opsgenie" in result.output  # pager: none was explained
     assert (recorded["pager"], recorded["cluster_flavor"]) == ("opsgenie", "self-managed")
+    assert recorded["tenant_source_allowlist"] == []
 
 
 def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
@@ -151,7 +153,7 @@ def test_questions_with_choices_show_them_and_accept_only_them(tmp_path):
 
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
-    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 19 + "n\n")  # every default (19 prompts), then decline
+    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 20 + "n\n")  # every default (20 prompts), then decline
     assert result.exit_code == 2
     assert "cancelled" in result.output
     assert not destination.exists()

@@ -75,6 +75,10 @@ def app_item(**changes) -> dict:
 LONG = "a" * 41
 
 CASES = {
+    # sources a tenant may use besides this repository
+    "source-allowlist-http": (data("tenant_source_allowlist", ["http://charts.example.com/"]), "tenant_source_allowlist[0]", "https://, ssh:// or oci://"),
+    "source-allowlist-argocd": (["--data", "engine=argocd", *data("tenant_source_allowlist", ["oci://ghcr.io/a/"])],
+                                "tenant_source_allowlist", "needs engine flux"),
     # names that are not DNS-1123 labels
     "project_name-not-dns": (data("project_name", "Bad_Name"), "project_name", "DNS-1123 label"),
     "env-not-dns": (data("environments", ["dev", "Staging"]), "environments[1]", "DNS-1123 label"),

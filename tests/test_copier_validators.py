@@ -83,10 +83,16 @@ VALID = {
     "sops-with-ssh-signatures": {"secrets": "sops", "verify": "ssh"},
     "gpg-signatures": {"verify": "gpg"},
     "argocd-domain-and-ha": {"engine": "argocd", "argocd_domain": "platform.acme-corp.example", "argocd_ha": True},
+    "source-allowlist": {"tenant_source_allowlist": ["https://charts.example.com/", "oci://ghcr.io/acme/charts/web"]},
 }
 
 LONG = "a" * 41
 INVALID = {
+    "source-allowlist-not-a-list": {"tenant_source_allowlist": "https://charts.example.com/"},
+    "source-allowlist-space": {"tenant_source_allowlist": ["https://example.com/x || true"]},
+    "source-allowlist-http": {"tenant_source_allowlist": ["http://charts.example.com/"]},
+    "source-allowlist-twice": {"tenant_source_allowlist": ["oci://ghcr.io/a/", "oci://ghcr.io/a/"]},
+    "source-allowlist-argocd": {"engine": "argocd", "tenant_source_allowlist": ["oci://ghcr.io/a/"]},
     "project-not-dns": {"project_name": "Bad_Name"},
     "project-too-long": {"project_name": LONG},
     "project-slash": {"project_name": "a/b"},

@@ -91,9 +91,12 @@ def check_references(results: list[RenderResult], repo: Path) -> ReferenceResult
 
     def guards_a_neighbour(i: int, policy: dict) -> bool:
         # A NetworkPolicy may guard pods another entrypoint of the same cluster deploys (the platform's
-        # policies in tenants/ for the apps Argo CD syncs from apps/): it selects no pods only if no
-        # entrypoint applied with it has a match.
-        neighbours = set().union(*(members for _, members in scopes if i in members)) or range(len(results))
+        # policies in tenants/ for the apps synced from apps/): it selects no pods only if no entrypoint
+        # applied with it has a match. One that no cluster applies yet (an environment without a
+        # cluster) is checked against the whole repo, like the references below.
+        neighbours = set().union(*(
+            members for root, members in scopes if i in members and results[root].entrypoint.mode != "kustomize"
+        )) or range(len(results))
         selector = (policy.get("spec") or {}).get("podSelector") or {}
         return any(
             ns == _namespace(policy) and _matches(selector, labels)

@@ -109,9 +109,13 @@ def test_team_projects_fence_each_team_in(repo):
         assert spec["sourceRepos"] == [answers["git_url"]]
         assert spec["destinations"] == [{"server": IN_CLUSTER, "namespace": name}]
         assert spec["clusterResourceWhitelist"] == [] and "clusterResourceBlacklist" not in spec
-        blacklisted = {(k["group"], k["kind"]) for k in spec["namespaceResourceBlacklist"]}
-        assert {("", "ResourceQuota"), ("", "LimitRange"), ("networking.k8s.io", "NetworkPolicy"),
-                ("rbac.authorization.k8s.io", "Role"), ("rbac.authorization.k8s.io", "RoleBinding")} <= blacklisted
+        # A whitelist of the kinds an app is made of: the namespace's guard rails and RBAC are not among them.
+        assert "namespaceResourceBlacklist" not in spec
+        whitelisted = {(k["group"], k["kind"]) for k in spec["namespaceResourceWhitelist"]}
+        assert {("apps", "Deployment"), ("", "Service"), ("", "ServiceAccount"), ("autoscaling", "HorizontalPodAutoscaler"),
+                ("policy", "PodDisruptionBudget"), ("bitnami.com", "SealedSecret")} <= whitelisted
+        assert not {g for g, _ in whitelisted} & {"rbac.authorization.k8s.io", "networking.k8s.io", "argoproj.io", "*"}
+        assert not {k for _, k in whitelisted} & {"ResourceQuota", "LimitRange", "Secret", "*"}
         assert spec["orphanedResources"] == {"warn": True}
         assert project["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
         for role in spec["roles"]:

@@ -121,9 +121,10 @@ def test_layout_follows_the_answers(generated):
         base = repo / "apps/base" / app_answer["name"]
         for manifest in ("deployment", "service", "serviceaccount", "hpa", "pdb"):
             assert (base / f"{manifest}.yaml").is_file(), manifest
-        # Under Argo CD a team's project may not manage NetworkPolicies: the platform keeps them in tenants/.
+        # No team may manage NetworkPolicies (Flux: the reconciler's role; Argo CD: the project): the platform
+        # keeps each app's policy in tenants/.
         platform_policy = repo / "tenants/base" / app_answer["team"] / f"networkpolicy-{app_answer['name']}.yaml"
-        assert (base / "networkpolicy.yaml").is_file() == flux and platform_policy.is_file() != flux
+        assert not (base / "networkpolicy.yaml").exists() and platform_policy.is_file()
     for team in answers["teams"]:
         assert (repo / "tenants/base" / team["name"] / "kustomization.yaml").is_file()
         assert (repo / "tenants/base" / team["name"] / "appproject.yaml").is_file() != flux

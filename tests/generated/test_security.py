@@ -5,7 +5,6 @@ impersonating its team, secrets stubs that are obviously placeholders, and code 
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ from generator.render import find_tool
 
 from ..test_docs import REPO_FILE, Markdown, broken_links
 from .test_generated_repos import VARIANTS
+from .test_tenant_attacks import required_owner_sets
 from .variants import generate
 
 POD_SPEC = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
@@ -257,8 +257,8 @@ def test_every_tenant_namespace_is_fenced_in(repo):
 
 def test_app_network_policies_match_their_pods(repo):
     _, answers, rendered = repo
-    # Flux ships an app's policy with the app; under Argo CD it is the platform's (tenants/), so look in
-    # every build of the cluster: (namespace, policy) pairs.
+    # An app's policy is the platform's (tenants/), not the app's: no team may change NetworkPolicies. So
+    # look in every build of the cluster: (namespace, policy) pairs.
     every_policy = [(o["metadata"].get("namespace"), o) for o in objects(rendered, "NetworkPolicy")]
     for result in rendered:
         found = [o.data for o in result.objects]
@@ -269,7 +269,7 @@ def test_app_network_policies_match_their_pods(repo):
                         and p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
             assert policies, deployment["metadata"]["name"]
             in_build = any(p["kind"] == "NetworkPolicy" and p["spec"] in policies for p in found)
-            assert in_build == (answers["engine"] == "flux"), deployment["metadata"]["name"]
+            assert not in_build, deployment["metadata"]["name"]
             policy = policies[0]
             assert policy["ingress"] and policy["egress"]
             sources = [s for rule in policy["ingress"] for s in rule["from"]]
@@ -296,7 +296,8 @@ def test_rbac_is_least_privilege(repo):
     for team in answers["teams"]:
         mine = [b for b in bindings if b["metadata"].get("namespace") == team["name"]]
         subjects = [(s["kind"], s["name"], b["roleRef"]["kind"], b["roleRef"]["name"]) for b in mine for s in b["subjects"]]
-        assert (("ServiceAccount", team["name"], "ClusterRole", "admin") in subjects) == (answers["engine"] == "flux")
+        assert (("ServiceAccount", team["name"], "ClusterRole", "gitops-forge:tenant-reconciler") in subjects) == (answers["engine"] == "flux")
+        assert not any(role in ("admin", "edit", "cluster-admin") for *_, role in subjects)
         for group in team["groups"]:
             assert {("Group", group, "ClusterRole", "view"), ("Group", group, "Role", "deployer")} <= set(subjects)
         assert not any(kind == "ServiceAccount" and name == "default" for kind, name, _, _ in subjects)
@@ -395,15 +396,18 @@ def test_flux_system_is_locked_down_and_builds_before_bootstrap(repo, tmp_path):
 
 def test_reconciler_service_accounts_are_kept_out_of_pods(repo):
     _, answers, rendered = repo
+    policies = {o["metadata"]["name"] for o in objects(rendered, "ValidatingAdmissionPolicy")}
     if answers["engine"] == "argocd":
         # No tenant reconciler identity exists to keep out: Argo CD applies with its controller's account.
         # (The monitoring policy of test_alerting.py is about ServiceMonitors, not about this identity.)
-        assert not [p for p in objects(rendered, "ValidatingAdmissionPolicy") if p["metadata"]["name"] != "gitops-forge-monitors-no-file-credentials"]
+        assert policies - {"gitops-forge-monitors-no-file-credentials"} == {"gitops-forge-tenant-no-external-ips"}
         assert not [sa for sa in objects(rendered, "ServiceAccount") if sa["metadata"].get("namespace") in tenants(answers)
                     and sa["metadata"]["name"] != "default" and sa["metadata"]["name"] not in {a["name"] for a in answers["apps"]}]
         return
-    policy = next(o for o in objects(rendered, "ValidatingAdmissionPolicy") if o["metadata"]["name"] == "gitops-forge-tenant-reconciler-not-in-pods")
-    binding = next(o for o in objects(rendered, "ValidatingAdmissionPolicyBinding") if o["spec"]["policyName"] == policy["metadata"]["name"])
+    name = "gitops-forge-tenant-reconciler-not-in-pods"
+    assert name in policies
+    policy = next(o for o in objects(rendered, "ValidatingAdmissionPolicy") if o["metadata"]["name"] == name)
+    binding = next(o for o in objects(rendered, "ValidatingAdmissionPolicyBinding") if o["spec"]["policyName"] == name)
     assert binding["spec"]["policyName"] == policy["metadata"]["name"] and binding["spec"]["validationActions"] == ["Deny"]
     assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"] == [{"key": "toolkit.fluxcd.io/tenant", "operator": "Exists"}]
     assert "toolkit.fluxcd.io/tenant" in policy["spec"]["validations"][0]["expression"]
@@ -413,16 +417,8 @@ def test_reconciler_service_accounts_are_kept_out_of_pods(repo):
 
 
 def owners(codeowners: str, path: str) -> list[str]:
-    """The owners GitHub/GitLab give a path: the last matching pattern wins."""
-    found: list[str] = []
-    for line in codeowners.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        pattern, *who = line.split()
-        anchored = pattern.lstrip("/")
-        if pattern == "*" or fnmatch.fnmatch(path, anchored + "*") and anchored.count("/") <= path.count("/"):
-            found = who
-    return found
+    """Everyone whose approval a path can need: the last matching line wins (per section on GitLab)."""
+    return sorted(set().union(*required_owner_sets(codeowners, path)))
 
 
 def test_codeowners_give_platform_paths_to_the_platform_and_apps_to_their_teams(repo):
@@ -435,9 +431,18 @@ def test_codeowners_give_platform_paths_to_the_platform_and_apps_to_their_teams(
     for platform_path in ("clusters/x/apps.yaml", "infrastructure/controllers/kustomization.yaml", "tenants/base/t/namespace.yaml",
                           ".github/workflows/validate.yaml", f"apps/{answers['environments'][0]}/kustomization.yaml"):
         assert owners(text, platform_path) == [f"@{org}/platform"], platform_path
+    envs = answers["environments"]
+    production = [e for e in envs if e in ("prod", "production") or e == envs[-1]]
     for app in answers["apps"]:
-        for env in ("base", *answers["environments"]):
-            assert owners(text, f"apps/{env}/{app['name']}/kustomization.yaml") == [f"@{org}/{app['team']}"]
+        team, platform = {f"@{org}/{app['team']}"}, {f"@{org}/platform"}
+        for env in ("base", *envs):
+            required = required_owner_sets(text, f"apps/{env}/{app['name']}/kustomization.yaml")
+            # Production needs the platform: alone on GitHub (one approval from any listed owner would do), in a
+            # section of its own beside the team's on GitLab (one approval per section).
+            if env in production:
+                assert required == ([platform] if github else [team, platform]), env
+            else:
+                assert required == [team], env
         assert owners(text, f"apps/{answers['environments'][0]}/deploy-{app['name']}.yaml") == [f"@{org}/platform"]
 
 

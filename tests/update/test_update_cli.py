@@ -94,15 +94,14 @@ def test_add_and_remove_from_the_cli(released, engine):
     added = runner.invoke(app, ["add", "app", "billing", "--team", "dev-team", "--image", "ghcr.io/acme/billing:1.0.0", "--port", "8080", "-C", str(repo)])
     assert added.exit_code == 0, added.output
     assert "apps/base/billing/deployment.yaml" in added.output
-    # The app's Application (Argo CD) or Kustomization (Flux) in every environment, and under Argo CD the
-    # platform's NetworkPolicy for it in its team's tenant directory.
+    # The app's Application (Argo CD) or Kustomization (Flux) in every environment, and the platform's
+    # NetworkPolicy for it in its team's tenant directory.
     for env in ("dev", "staging", "prod"):
         assert f"apps/{env}/deploy-billing.yaml" in added.output
         assert "deploy-billing.yaml" in (repo / "apps" / env / "kustomization.yaml").read_text()
     policy = "tenants/base/dev-team/networkpolicy-billing.yaml"
-    assert (policy in added.output) == (engine == "argocd")
-    if engine == "argocd":
-        assert "networkpolicy-billing.yaml" in (repo / "tenants/base/dev-team/kustomization.yaml").read_text()
+    assert policy in added.output
+    assert "networkpolicy-billing.yaml" in (repo / "tenants/base/dev-team/kustomization.yaml").read_text()
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "add billing")
 
