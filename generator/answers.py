@@ -28,6 +28,8 @@ BRANCH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
 ENGINES = ("flux", "argocd")
+# How Flux is installed and upgraded: the Flux Operator with a FluxInstance, or `flux bootstrap`.
+FLUX_INSTALLS = ("operator", "bootstrap")
 CI_PROVIDERS = ("github", "gitlab", "none")
 # How secrets are committed: SealedSecrets (kubeseal) or SOPS-encrypted Secrets (age).
 SECRETS_BACKENDS = ("sealed-secrets", "sops")
@@ -56,7 +58,7 @@ ITEM_KEYS = {
     "teams": ({"name", "groups"}, set()),
     "apps": ({"name", "team", "image", "port"}, {"health_path", "ready_path"}),
 }
-KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "ci")
+KNOWN = ("project_name", "git_url", "default_branch", "engine", "flux_install", "environments", "clusters", "teams", "apps", "secrets", "verify", "monitoring", "alerts_to", "ci")
 
 
 class AnswersError(ValueError):
@@ -200,6 +202,12 @@ def _check_engine(answers: Mapping[str, Any]) -> None:
         _fail("engine", f"{answers['engine']!r} is not supported; choose one of: {', '.join(ENGINES)}")
 
 
+def _check_flux_install(answers: Mapping[str, Any]) -> None:
+    # Asked for Flux only; an Argo CD repo carries the default, which nothing reads.
+    if answers["flux_install"] not in FLUX_INSTALLS:
+        _fail("flux_install", f"{answers['flux_install']!r} is not supported; choose one of: {', '.join(FLUX_INSTALLS)}")
+
+
 def _check_environments(answers: Mapping[str, Any]) -> None:
     environments = _items("environments", answers["environments"])
     for index, env in enumerate(environments):
@@ -292,6 +300,7 @@ _FIELD_CHECKS = {
     "git_url": lambda answers: validate_git_url(answers["git_url"]),
     "default_branch": lambda answers: check_branch(answers["default_branch"]),
     "engine": _check_engine,
+    "flux_install": _check_flux_install,
     "environments": _check_environments,
     "clusters": _check_clusters,
     "teams": _check_teams,

@@ -81,6 +81,8 @@ VALID = {
     "argocd-gpg": {"engine": "argocd", "verify": "gpg"},
     "sops-with-ssh-signatures": {"secrets": "sops", "verify": "ssh"},
     "gpg-signatures": {"verify": "gpg"},
+    "flux-bootstrap": {"flux_install": "bootstrap"},
+    "flux-operator": {"flux_install": "operator"},
 }
 
 LONG = "a" * 41
@@ -145,6 +147,7 @@ INVALID = {
     "ci-unknown": {"ci": "jenkins"},
     "secrets-unknown": {"secrets": "vault"},
     "verify-unknown": {"verify": "cosign"},
+    "flux-install-unknown": {"flux_install": "helm"},
     "monitoring-not-bool": {"monitoring": "maybe"},
     "alerts-unknown": {"alerts_to": "pager"},
     "alerts-without-monitoring": {"monitoring": False, "alerts_to": "slack"},
@@ -169,6 +172,7 @@ SAME_FIELD_ONLY = {
     "alerts-unknown",  # likewise
     "secrets-unknown",  # likewise
     "verify-unknown",  # likewise
+    "flux-install-unknown",  # likewise
 }
 
 
@@ -279,7 +283,7 @@ def test_ci_validator_agrees_with_the_model_behind_copiers_choice_check() -> Non
     assert ENV.from_string(validator).render(ci="jenkins").strip() == model_error({"ci": "jenkins"})
 
 
-@pytest.mark.parametrize(("name", "values", "bad"), [("secrets", ("sealed-secrets", "sops"), "vault"), ("verify", ("none", "gpg", "ssh"), "cosign")])
+@pytest.mark.parametrize(("name", "values", "bad"), [("secrets", ("sealed-secrets", "sops"), "vault"), ("verify", ("none", "gpg", "ssh"), "cosign"), ("flux_install", ("operator", "bootstrap"), "helm")])
 def test_choice_validators_agree_with_the_model(name: str, values: tuple[str, ...], bad: str) -> None:
     """Like `ci`: Copier checks `choices` first, the validator guards hand-edited answers files."""
     validator = questions.load(COPIER_YML)[name]["validator"]
