@@ -28,7 +28,7 @@ def test_new_with_defaults_writes_commits_and_prints_next_steps(tmp_path):
     destination = tmp_path / "my-platform"
     result = runner.invoke(app, ["new", str(destination), "--defaults"])
     assert result.exit_code == 0, result.output
-    assert "Created" in result.output and "flux bootstrap git" in result.output
+    assert "Created" in result.output and "install Flux on each cluster with the Flux Operator: clusters/dev/flux-system/README.md" in result.output
     answers = yaml.safe_load((destination / ".copier-answers.yml").read_text())
     assert answers["project_name"] == "my-platform"
     assert answers["environments"] == ["dev", "staging", "prod"]

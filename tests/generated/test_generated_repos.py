@@ -59,9 +59,11 @@ VARIANTS = {
         "teams": [{"name": "web", "groups": ["web-devs"]}],
         "apps": [app(1, "web"), app(2, "web")],
         "monitoring": False,
+        "flux_install": "bootstrap",
     },
     # SOPS instead of Sealed Secrets (no controller, .sops.yaml, decryption on the Kustomizations), SSH
-    # commit signatures, an HTTPS URL on GitLab, two clusters in one environment, a team without apps.
+    # commit signatures, an HTTPS URL on GitLab, two clusters in one environment, a team without apps,
+    # Flux installed with `flux bootstrap` (as in repos updated from 0.3.0; monitoring-off too).
     "sops-signed": {
         "git_url": "https://gitlab.example.com/platform/acme-platform.git",
         "environments": ["staging", "production"],
@@ -74,6 +76,7 @@ VARIANTS = {
         "apps": [app(1, "web"), app(2, "data"), app(3, "web")],
         "secrets": "sops",
         "verify": "ssh",
+        "flux_install": "bootstrap",
     },
     # Argo CD: the defaults, and a shape that switches its branches: GPG-signed commits in the projects,
     # an HTTPS URL, Teams notifications, two clusters in one environment, a team without apps.
