@@ -62,6 +62,8 @@ def cluster_graphs(repo: Path) -> dict[str, dict[tuple[str, str], Node]]:
         path = spec["path"].removeprefix("./").rstrip("/")
         candidates = [r for r in results if r.entrypoint.rel == path
                       and (r.entrypoint.spec or {}).get("components") == spec.get("components")]
+        # Several clusters may apply the same path with other substitutions: take the render of this spec.
+        candidates = [r for r in candidates if r.entrypoint.spec == spec] or candidates
         if declared_by:
             candidates = [r for r in candidates if declared_by in r.entrypoint.declared_by] or candidates
         assert candidates, f"no render for {path}"
