@@ -134,7 +134,7 @@ def test_kustomizations_holding_sealed_secrets_wait_for_the_controller(repo):
     if answers["secrets"] == "sops":
         assert not any(h.get("kind") == "HelmRelease" and h["metadata"]["name"] == "sealed-secrets" for h in objects(rendered))
         for key, spec in flux.items():
-            if key[0] in tenants(answers) or key[1] in ("infra-configs", "apps"):
+            if key[0] in tenants(answers) or key[1] in ("infra-configs", "apps") or (key[1] == "monitoring-secrets" and answers["monitoring"]):
                 assert spec.get("decryption", {}).get("provider") == "sops", key
 
 
@@ -418,8 +418,9 @@ def test_flux_system_is_locked_down_and_builds_before_bootstrap(repo, tmp_path):
     # The placeholders add nothing to the cluster's render, which holds only the platform Kustomizations.
     cluster_objects = [o.data for r in rendered if r.entrypoint.rel.startswith("clusters/") for o in r.objects]
     operator = {("FluxInstance", "flux"), ("OCIRepository", "flux-operator"), ("HelmRelease", "flux-operator")}
-    assert {(o["kind"], o["metadata"]["name"]) for o in cluster_objects} == {
-        ("Kustomization", name) for name in ("infra-controllers", "infra-configs", "tenants", "apps")} | (
+    platform = ("infra-controllers", "infra-configs", "tenants", "apps",
+                *(("monitoring-secrets", "monitoring-controllers") if answers["monitoring"] else ()))
+    assert {(o["kind"], o["metadata"]["name"]) for o in cluster_objects} == {("Kustomization", name) for name in platform} | (
         operator if answers["flux_install"] == "operator" else set())
 
 
