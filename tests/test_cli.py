@@ -61,6 +61,7 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         "",                      # git_url default (project_name comes from the directory name)
         "",                      # default_branch default
         "",                      # engine default
+        "helm", "bootstrap",     # flux_install: an unknown way is re-asked
         "dev, prod",             # environments
         "1", "",                 # dev: one cluster, default name
         "2", "prod-eu", "prod-us",
@@ -90,7 +91,8 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         {"name": "prod-us", "environment": "prod"},
     ]
     assert recorded["apps"] == [{"name": "shop", "team": "web", "image": "ghcr.io/acme/shop:1.0.0", "port": 8080}]
-    assert recorded["ci"] == "gitlab"
+    assert recorded["ci"] == "gitlab" and recorded["flux_install"] == "bootstrap"
+    assert "choose one of operator, bootstrap" in result.output
     assert recorded["secrets"] == "sops" and recorded["verify"] == "none"
     assert recorded["monitoring"] is True and recorded["alerts_to"] == "slack"
 
@@ -114,12 +116,13 @@ def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
     assert "choose one of none, gpg" in result.output
     recorded = yaml.safe_load((destination / ".copier-answers.yml").read_text())
     assert (recorded["engine"], recorded["secrets"], recorded["verify"]) == ("argocd", "sealed-secrets", "gpg")
+    assert "flux_install" not in recorded  # not asked, not recorded: nothing of Argo CD reads it
     assert (destination / "clusters/prod/root.yaml").is_file() and "bootstrap Argo CD" in result.output
 
 
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
-    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 17 + "n\n")  # every default (17 prompts), then decline
+    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 18 + "n\n")  # every default (18 prompts), then decline
     assert result.exit_code == 2
     assert "cancelled" in result.output
     assert not destination.exists()
