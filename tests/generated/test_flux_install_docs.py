@@ -261,3 +261,28 @@ def test_migration_from_bootstrap_runs_as_written(tmp_path):
         # The operator reuses bootstrap's Secret: same name.
         assert docs[("FluxInstance", "flux")]["spec"]["sync"]["pullSecret"] == "flux-system"
     assert_never_pushes_to(shell, branch)
+
+
+def js_regex(pattern: str) -> re.Pattern:
+    """A Renovate (JavaScript) regex in Python: named groups are written (?<name>...) there."""
+    return re.compile(pattern.replace("(?<", "(?P<"))
+
+
+@pytest.mark.parametrize("variant", sorted(OPERATOR))
+def test_renovate_sees_every_version_of_the_flux_installation(variant, tmp_path_factory):
+    """Upgrades are pull requests that change a version: Renovate must find each one."""
+    generated = generate(tmp_path_factory, OPERATOR[variant])
+    renovate = json.loads((generated.repo / "renovate.json").read_text())
+    flux_files = [js_regex(p.strip("/")) for p in renovate["flux"]["managerFilePatterns"]]
+    (manager,) = renovate["customManagers"]
+    for cluster in generated.answers["clusters"]:
+        directory = f"clusters/{cluster['name']}/flux-system"
+        # The operator's chart: the flux manager reads OCIRepository tags in any YAML file.
+        assert any(p.search(f"{directory}/flux-operator-ocirepository.yaml") for p in flux_files)
+        # The Flux minor of the FluxInstance: the custom manager.
+        assert any(js_regex(p.strip("/")).search(f"{directory}/flux-instance.yaml") for p in manager["managerFilePatterns"])
+        text = (generated.repo / directory / "flux-instance.yaml").read_text()
+        version = yaml.safe_load(text)["spec"]["distribution"]["version"]
+        (match,) = [m for p in manager["matchStrings"] for m in js_regex(p).finditer(text)]
+        assert f"{match['currentValue']}.x" == version
+        assert js_regex(manager["extractVersionTemplate"]).fullmatch("v2.10.3")["version"] == "2.10"
