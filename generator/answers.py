@@ -33,6 +33,8 @@ MAX_DOMAIN = 200
 SOURCE_URL = re.compile(r"^(https|ssh|oci)://[A-Za-z0-9@._~:/-]+$")
 
 ENGINES = ("flux", "argocd")
+# How Flux is installed and upgraded: the Flux Operator with a FluxInstance, or `flux bootstrap`.
+FLUX_INSTALLS = ("operator", "bootstrap")
 CI_PROVIDERS = ("github", "gitlab", "none")
 # How secrets are committed: SealedSecrets (kubeseal) or SOPS-encrypted Secrets (age).
 SECRETS_BACKENDS = ("sealed-secrets", "sops")
@@ -69,8 +71,8 @@ ITEM_KEYS = {
     "teams": ({"name", "groups"}, set()),
     "apps": ({"name", "team", "image", "port"}, {"health_path", "ready_path"}),
 }
-KNOWN = ("project_name", "git_url", "default_branch", "engine", "environments", "clusters", "teams", "apps", "secrets", "verify",
-         "tenant_source_allowlist", "monitoring", "alerts_to", "pager", "cluster_flavor", "ci", "argocd_domain", "argocd_ha")
+KNOWN = ("project_name", "git_url", "default_branch", "engine", "flux_install", "environments", "clusters", "teams", "apps", "secrets",
+         "verify", "tenant_source_allowlist", "monitoring", "alerts_to", "pager", "cluster_flavor", "ci", "argocd_domain", "argocd_ha")
 
 
 class AnswersError(ValueError):
@@ -214,6 +216,12 @@ def check_field(field: str, answers: Mapping[str, Any]) -> None:
 def _check_engine(answers: Mapping[str, Any]) -> None:
     if answers["engine"] not in ENGINES:
         _fail("engine", f"{answers['engine']!r} is not supported; choose one of: {', '.join(ENGINES)}")
+
+
+def _check_flux_install(answers: Mapping[str, Any]) -> None:
+    # Asked for Flux only; an Argo CD repo carries the default, which nothing reads.
+    if answers["flux_install"] not in FLUX_INSTALLS:
+        _fail("flux_install", f"{answers['flux_install']!r} is not supported; choose one of: {', '.join(FLUX_INSTALLS)}")
 
 
 def _check_environments(answers: Mapping[str, Any]) -> None:
@@ -361,6 +369,7 @@ _FIELD_CHECKS = {
     "git_url": lambda answers: validate_git_url(answers["git_url"]),
     "default_branch": lambda answers: check_branch(answers["default_branch"]),
     "engine": _check_engine,
+    "flux_install": _check_flux_install,
     "environments": _check_environments,
     "clusters": _check_clusters,
     "teams": _check_teams,

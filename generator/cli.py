@@ -108,7 +108,8 @@ def new(
     typer.echo(f"  git remote add origin {complete['git_url']} && git push -u origin {complete['default_branch']}")
     first_cluster = complete["clusters"][0]["name"]
     if complete["engine"] == "flux":
-        typer.echo(f"  flux bootstrap git --url={complete['git_url']} --branch={complete['default_branch']} --path=clusters/{first_cluster}")
+        how = "the Flux Operator" if complete["flux_install"] == "operator" else "flux bootstrap, after the install pull request"
+        typer.echo(f"  then install Flux on each cluster with {how}: clusters/{first_cluster}/flux-system/README.md")
     else:
         typer.echo(f"  then bootstrap Argo CD on each cluster: clusters/{first_cluster}/README.md")
 

@@ -134,6 +134,12 @@ def _ask_secrets(answers: dict[str, Any], spec: dict[str, Any]) -> str:
     return _ask_scalar("secrets", _choice("secrets", list(rules.SECRETS_BACKENDS)))(answers, spec)
 
 
+def _ask_flux_install(answers: dict[str, Any], spec: dict[str, Any]) -> str:
+    if answers["engine"] != "flux":
+        return default_for(spec, answers)  # not asked: Argo CD installs itself from its chart
+    return _ask_scalar("flux_install", _choice("flux_install", list(rules.FLUX_INSTALLS)))(answers, spec)
+
+
 def _ask_verify(answers: dict[str, Any], spec: dict[str, Any]) -> str:
     # Argo CD verifies OpenPGP signatures only.
     modes = [mode for mode in rules.VERIFY_MODES if not (answers["engine"] == "argocd" and mode == "ssh")]
@@ -175,6 +181,7 @@ ASKERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
     "git_url": _ask_scalar("git_url", rules.validate_git_url),
     "default_branch": _ask_scalar("default_branch", rules.check_branch),
     "engine": _ask_scalar("engine", _choice("engine", list(rules.ENGINES))),
+    "flux_install": _ask_flux_install,
     "environments": _ask_environments,
     "clusters": _ask_clusters,
     "teams": _ask_teams,
@@ -221,7 +228,7 @@ def _bad(rule: str):
 
 def _summary(answers: dict[str, Any]) -> None:
     typer.secho("\nSummary", bold=True)
-    typer.echo(f"  project  {answers['project_name']}  ({answers['git_url']}, branch {answers['default_branch']}, {answers['engine']})")
+    typer.echo(f"  project  {answers['project_name']}  ({answers['git_url']}, branch {answers['default_branch']}, {answers['engine']}{', ' + answers['flux_install'] if answers['engine'] == 'flux' else ''})")
     typer.echo(f"  envs     {', '.join(answers['environments'])}")
     typer.echo("  clusters " + ", ".join(f"{c['name']} ({c['environment']})" for c in answers["clusters"]))
     typer.echo("  teams    " + ", ".join(f"{t['name']} [{', '.join(t['groups'])}]" for t in answers["teams"]))

@@ -27,6 +27,7 @@ def make_answers(envs: int = 3, apps: int = 1, **app_extra: Any) -> dict[str, An
             {"name": f"app-{index}", "team": ("payments", "search")[index % 2], "image": f"ghcr.io/org/app-{index}:1.{index}.0", "port": 8080 + index, **app_extra}
             for index in range(apps)
         ],
+        "flux_install": "operator",
         "secrets": "sealed-secrets",
         "verify": "none",
         "tenant_source_allowlist": [],

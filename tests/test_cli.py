@@ -28,7 +28,7 @@ def test_new_with_defaults_writes_commits_and_prints_next_steps(tmp_path):
     destination = tmp_path / "my-platform"
     result = runner.invoke(app, ["new", str(destination), "--defaults"])
     assert result.exit_code == 0, result.output
-    assert "Created" in result.output and "flux bootstrap git" in result.output
+    assert "Created" in result.output and "install Flux on each cluster with the Flux Operator: clusters/dev/flux-system/README.md" in result.output
     answers = yaml.safe_load((destination / ".copier-answers.yml").read_text())
     assert answers["project_name"] == "my-platform"
     assert answers["environments"] == ["dev", "staging", "prod"]
@@ -61,6 +61,7 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         "",                      # git_url default (project_name comes from the directory name)
         "",                      # default_branch default
         "",                      # engine default
+        "helm", "bootstrap",     # flux_install: an unknown way is re-asked
         "dev, prod",             # environments
         "1", "",                 # dev: one cluster, default name
         "2", "prod-eu", "prod-us",
@@ -93,7 +94,8 @@ def test_interactive_questionnaire_asks_item_by_item_and_re_asks(tmp_path):
         {"name": "prod-us", "environment": "prod"},
     ]
     assert recorded["apps"] == [{"name": "shop", "team": "web", "image": "ghcr.io/acme/shop:1.0.0", "port": 8080}]
-    assert recorded["ci"] == "gitlab"
+    assert recorded["ci"] == "gitlab" and recorded["flux_install"] == "bootstrap"
+    assert "choose one of operator, bootstrap" in result.output
     assert recorded["secrets"] == "sops" and recorded["verify"] == "none"
     assert recorded["monitoring"] is True and recorded["alerts_to"] == "slack"
     assert "choose one of pagerduty, opsgenie" in result.output  # pager: none was explained
@@ -125,6 +127,7 @@ def test_interactive_argocd_offers_only_what_argo_cd_supports(tmp_path):
     assert (recorded["engine"], recorded["secrets"], recorded["verify"]) == ("argocd", "sealed-secrets", "gpg")
     assert (recorded["argocd_domain"], recorded["argocd_ha"]) == ("gitops.acme.example", True)
     assert "argocd_domain: 'localhost' must be a DNS domain" in result.output
+    assert "flux_install" not in recorded  # not asked, not recorded: nothing of Argo CD reads it
     assert (destination / "clusters/prod/root.yaml").is_file() and "bootstrap Argo CD" in result.output
 
 
@@ -153,7 +156,7 @@ def test_questions_with_choices_show_them_and_accept_only_them(tmp_path):
 
 def test_declining_the_summary_writes_nothing(tmp_path):
     destination = tmp_path / "declined"
-    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 20 + "n\n")  # every default (20 prompts), then decline
+    result = runner.invoke(app, ["new", str(destination), "--data", "apps=[]"], input="\n" * 21 + "n\n")  # every default (21 prompts), then decline
     assert result.exit_code == 2
     assert "cancelled" in result.output
     assert not destination.exists()

@@ -84,6 +84,8 @@ VALID = {
     "gpg-signatures": {"verify": "gpg"},
     "argocd-domain-and-ha": {"engine": "argocd", "argocd_domain": "platform.acme-corp.example", "argocd_ha": True},
     "source-allowlist": {"tenant_source_allowlist": ["https://charts.example.com/", "oci://ghcr.io/acme/charts/web"]},
+    "flux-bootstrap": {"flux_install": "bootstrap"},
+    "flux-operator": {"flux_install": "operator"},
 }
 
 LONG = "a" * 41
@@ -153,6 +155,7 @@ INVALID = {
     "ci-unknown": {"ci": "jenkins"},
     "secrets-unknown": {"secrets": "vault"},
     "verify-unknown": {"verify": "cosign"},
+    "flux-install-unknown": {"flux_install": "helm"},
     "monitoring-not-bool": {"monitoring": "maybe"},
     "alerts-unknown": {"alerts_to": "pager"},
     "alerts-without-monitoring": {"monitoring": False, "alerts_to": "slack"},
@@ -189,6 +192,7 @@ SAME_FIELD_ONLY = {
     "verify-unknown",  # likewise
     "pager-unknown",  # likewise
     "cluster-flavor-unknown",  # likewise
+    "flux-install-unknown",  # likewise
 }
 
 
@@ -305,6 +309,7 @@ def test_ci_validator_agrees_with_the_model_behind_copiers_choice_check() -> Non
         ("secrets", ("sealed-secrets", "sops"), "vault"),
         ("verify", ("none", "gpg", "ssh"), "cosign"),
         ("cluster_flavor", ("managed", "self-managed"), "eks"),
+        ("flux_install", ("operator", "bootstrap"), "helm"),
     ],
 )
 def test_choice_validators_agree_with_the_model(name: str, values: tuple[str, ...], bad: str) -> None:

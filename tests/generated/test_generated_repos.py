@@ -59,9 +59,11 @@ VARIANTS = {
         "teams": [{"name": "web", "groups": ["web-devs"]}],
         "apps": [app(1, "web"), app(2, "web")],
         "monitoring": False,
+        "flux_install": "bootstrap",
     },
     # SOPS instead of Sealed Secrets (no controller, .sops.yaml, decryption on the Kustomizations), SSH
-    # commit signatures, an HTTPS URL on GitLab, two clusters in one environment, a team without apps.
+    # commit signatures, an HTTPS URL on GitLab, two clusters in one environment, a team without apps,
+    # Flux installed with `flux bootstrap` (as in repos updated from 0.3.0; monitoring-off too).
     "sops-signed": {
         "git_url": "https://gitlab.example.com/platform/acme-platform.git",
         "environments": ["staging", "production"],
@@ -74,6 +76,7 @@ VARIANTS = {
         "apps": [app(1, "web"), app(2, "data"), app(3, "web")],
         "secrets": "sops",
         "verify": "ssh",
+        "flux_install": "bootstrap",
     },
     # Argo CD: the defaults, and a shape that switches its branches: GPG-signed commits in the projects,
     # an HTTPS URL, Teams notifications, two clusters in one environment, a team without apps.
@@ -128,11 +131,18 @@ def test_layout_follows_the_answers(generated):
     for team in answers["teams"]:
         assert (repo / "tenants/base" / team["name"] / "kustomization.yaml").is_file()
         assert (repo / "tenants/base" / team["name"] / "appproject.yaml").is_file() != flux
-    flux_files = ("flux-system/README.md", "flux-system/kustomization.yaml", "flux-system/gotk-components.yaml", "flux-system/gotk-sync.yaml")
+    # Flux's own installation: the bootstrap manifests, or the Flux Operator and its FluxInstance.
+    bootstrap_files = ("flux-system/gotk-components.yaml", "flux-system/gotk-sync.yaml")
+    operator_files = ("flux-system/flux-instance.yaml", "flux-system/flux-operator-ocirepository.yaml", "flux-system/flux-operator-helmrelease.yaml")
+    flux_files = ("flux-system/README.md", "flux-system/kustomization.yaml")
     argocd_files = ("kustomization.yaml", "root.yaml", "appproject-default.yaml", "appproject-platform.yaml", "README.md")
     for cluster in answers["clusters"]:
         for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml", *flux_files, *argocd_files):
             assert (repo / "clusters" / cluster["name"] / name).is_file() == (name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml") or (name in flux_files) == flux), name
+        for name in bootstrap_files:
+            assert (repo / "clusters" / cluster["name"] / name).is_file() == (flux and answers["flux_install"] == "bootstrap"), name
+        for name in operator_files:
+            assert (repo / "clusters" / cluster["name"] / name).is_file() == (flux and answers["flux_install"] == "operator"), name
     assert (repo / "infrastructure/controllers/argo-cd").is_dir() != flux
     if not flux:
         assert [p.relative_to(repo) for p in repo.rglob("*flux*")] == []
@@ -171,11 +181,18 @@ def test_reconciliation_is_ordered(generated):
         for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml"):
             for doc in yaml.safe_load_all((repo / "clusters" / cluster["name"] / name).read_text()):
                 objects[doc["metadata"]["name"]] = doc
-        assert set(objects) == set(order)
-        if answers["engine"] == "flux":
+        flux = answers["engine"] == "flux"
+        # Flux: kube-prometheus-stack has a Kustomization of its own, after its Secrets (honest readiness).
+        monitoring = ["monitoring-secrets", "monitoring-controllers"] if flux and answers["monitoring"] else []
+        assert set(objects) == set(order + monitoring)
+        if flux:
             specs = {name: doc["spec"] for name, doc in objects.items()}
-            for before, after in zip(order, order[1:]):
+            chain = ["infra-controllers", *monitoring, "infra-configs"]
+            for before, after in zip(chain, chain[1:]):
                 assert {"name": before} in specs[after].get("dependsOn", []), (before, after)
+            # Tenants wait until the platform was applied once (tests/generated/test_flux_dependency_graph.py).
+            assert specs["tenants"]["dependsOn"] == [{"name": "infra-configs", "readyExpr": "has(dep.status.lastAppliedRevision)"}]
+            assert {"name": "tenants"} in specs["apps"]["dependsOn"]
             for spec in specs.values():
                 assert spec["prune"] is True and spec["interval"] and spec["timeout"]
                 assert (repo / spec["path"]).is_dir(), spec["path"]

@@ -71,6 +71,8 @@ STACK_METRICS = {
     "controller_runtime_reconcile_total",
     "controller_runtime_reconcile_errors_total",
     "workqueue_depth",
+    # the Sealed Secrets controller, scraped by the PodMonitor sealed-secrets (pkg/controller/metrics.go)
+    "sealed_secrets_controller_unseal_errors_total",
     # Prometheus, for every scrape target
     "up",
     # kube-state-metrics default collectors (kept on)
@@ -233,6 +235,8 @@ def test_every_prometheus_rule_passes_promtool_check(generated, tmp_path):
         assert rules == {}
         return
     expected = {("monitoring", "flux")} | {(a["team"], f"{a['name']}-{suffix}") for a in answers["apps"] for suffix in ("sli", "alerts")}
+    if answers["secrets"] == "sealed-secrets":
+        expected.add(("monitoring", "sealed-secrets"))
     assert set(rules) == expected
     assert_promtool_accepts(rules, tmp_path)
 
@@ -322,7 +326,12 @@ def test_kube_prometheus_stack_release(generated):
         assert ("flux-system", "kube-prometheus-stack") not in releases
         return
     release = releases[("flux-system", "kube-prometheus-stack")]["spec"]
-    assert re.fullmatch(r"\d+\.\d+\.\d+", release["chart"]["spec"]["version"]), "pin an exact chart version"
+    # The chart as an OCI artifact (review m6), pinned.
+    assert release["chartRef"] == {"kind": "OCIRepository", "name": "kube-prometheus-stack"}
+    chart = unique(objects, "OCIRepository")[("flux-system", "kube-prometheus-stack")]["spec"]
+    assert chart["url"] == "oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", chart["ref"]["tag"]), "pin an exact chart version"
+    assert ("flux-system", "prometheus-community") not in unique(objects, "HelmRepository")
     assert (release["install"]["crds"], release["upgrade"]["crds"]) == ("Create", "CreateReplace")
     values = release["values"]
     assert values["alertmanager"]["enabled"] is True
@@ -362,10 +371,21 @@ def test_flux_is_scraped_and_apps_are_monitored(generated):
     if not answers["monitoring"]:
         assert monitors == {} and unique(objects, "PodMonitor") == {}
         return
-    (podmonitor,) = unique(objects, "PodMonitor").values()
-    # Prometheus ignores namespace selectors: the monitor lives where the controllers run.
-    assert podmonitor["metadata"]["namespace"] == "flux-system" and "namespaceSelector" not in podmonitor["spec"]
+    podmonitors = unique(objects, "PodMonitor")
+    podmonitor = podmonitors.pop(("flux-system", "flux-system"))
+    # Prometheus ignores namespace selectors: each monitor lives where its pods run.
+    assert "namespaceSelector" not in podmonitor["spec"]
     assert podmonitor["spec"]["podMetricsEndpoints"][0]["port"] == "http-prom"
+    # The Sealed Secrets controller's metrics port (chart: containerPorts.metrics, named `metrics`; the
+    # chart's NetworkPolicy admits it), in its namespace, with the chart's name label.
+    if answers["secrets"] == "sealed-secrets":
+        release = unique(objects, "HelmRelease")[("flux-system", "sealed-secrets")]["spec"]
+        sealed = podmonitors.pop((release["targetNamespace"], "sealed-secrets"))["spec"]
+        assert "namespaceSelector" not in sealed
+        assert sealed["selector"]["matchLabels"] == {"app.kubernetes.io/name": "sealed-secrets"}
+        assert sealed["podMetricsEndpoints"][0]["port"] == "metrics"
+        assert release["values"]["networkPolicy"]["enabled"] is True
+    assert podmonitors == {}
     services = unique(objects, "Service")
     policies = unique(objects, "NetworkPolicy")
     assert set(monitors) == {(a["team"], a["name"]) for a in answers["apps"]}
@@ -471,11 +491,13 @@ def test_every_secret_they_read_has_a_stub_in_every_environment(generated):
             else:  # a placeholder SOPS file would stop Flux: it stays unlisted until encrypted
                 assert doc["kind"] == "Secret" and "sops" in doc and path_name.endswith(".sops.yaml")
                 assert path_name not in component["resources"]
-    # Each cluster adds its own environment's Secrets.
+    # Each cluster adds its own environment's Secrets, before the chart that reads them.
     for cluster in answers["clusters"]:
-        docs = yaml.safe_load_all((repo / "clusters" / cluster["name"] / "infrastructure.yaml").read_text())
-        (configs,) = [d for d in docs if d["metadata"]["name"] == "infra-configs"]
-        assert configs["spec"]["components"] == [f"./monitoring/secrets/{cluster['environment']}"]
+        docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all((repo / "clusters" / cluster["name"] / "infrastructure.yaml").read_text())}
+        assert "components" not in docs["infra-configs"]["spec"]
+        assert docs["monitoring-secrets"]["spec"]["path"] == "./infrastructure/configs/monitoring/secrets"
+        assert docs["monitoring-secrets"]["spec"]["components"] == [f"./{cluster['environment']}"]
+        assert {"name": "monitoring-secrets"} in docs["monitoring-controllers"]["spec"]["dependsOn"]
     if sealed:
         rendered = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in unique(objects, "SealedSecret").values()}
         assert refs <= rendered
@@ -487,10 +509,10 @@ def test_promtool_unit_tests_for_flux_and_app_slo_alerts(defaults_repo, tmp_path
     for obj in objects:
         if obj.get("kind") == "PrometheusRule" and obj["_entrypoint"].startswith(("infrastructure/configs", "apps/prod/")):
             rules[obj["metadata"]["name"]] = obj["spec"]
-    for name, file in (("flux", "flux"), ("podinfo-sli", "podinfo-sli"), ("podinfo-alerts", "podinfo-alerts")):
+    for name, file in (("flux", "flux"), ("sealed-secrets", "sealed-secrets"), ("podinfo-sli", "podinfo-sli"), ("podinfo-alerts", "podinfo-alerts")):
         (tmp_path / f"{file}.rules.yaml").write_text(yaml.safe_dump(rules[name], sort_keys=False))
     tests = sorted(UNIT_TESTS.glob("*_test.yaml"))
-    assert {t.name for t in tests} >= {"flux_test.yaml", "app_slo_test.yaml"}
+    assert {t.name for t in tests} >= {"flux_test.yaml", "sealed_secrets_test.yaml", "app_slo_test.yaml"}
     for test in tests:
         shutil.copy(test, tmp_path / test.name)
     run = run_promtool("test", "rules", *[t.name for t in tests], cwd=tmp_path)

@@ -133,7 +133,7 @@ def test_kustomizations_holding_sealed_secrets_wait_for_the_controller(repo):
     if answers["secrets"] == "sops":
         assert not any(h.get("kind") == "HelmRelease" and h["metadata"]["name"] == "sealed-secrets" for h in objects(rendered))
         for key, spec in flux.items():
-            if key[0] in tenants(answers) or key[1] in ("infra-configs", "apps"):
+            if key[0] in tenants(answers) or key[1] in ("infra-configs", "apps") or (key[1] == "monitoring-secrets" and answers["monitoring"]):
                 assert spec.get("decryption", {}).get("provider") == "sops", key
 
 
@@ -361,37 +361,67 @@ def test_flux_system_is_locked_down_and_builds_before_bootstrap(repo, tmp_path):
                 *([("SealedSecret", "repo-acme-platform")] if answers["secrets"] == "sealed-secrets" else []),
             ])
         return
-    for cluster in answers["clusters"]:
-        directory = path / "clusters" / cluster["name"] / "flux-system"
-        before = subprocess.run([*find_tool(), str(directory)], capture_output=True, text=True)
-        assert before.returncode == 0 and before.stdout.strip() in ("", "{}"), before.stderr
-        # After `flux bootstrap`: the same kustomization.yaml over real-looking controllers and sync objects.
-        bootstrapped = tmp_path / cluster["name"]
-        bootstrapped.mkdir()
-        (bootstrapped / "kustomization.yaml").write_text((directory / "kustomization.yaml").read_text())
-        (bootstrapped / "gotk-components.yaml").write_text(yaml.safe_dump_all([
-            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "flux-system"},
-             "spec": {"template": {"spec": {"containers": [{"name": "manager", "args": ["--log-level=info"]}]}}}}
-            for name in FLUX_CONTROLLERS]))
-        (bootstrapped / "gotk-sync.yaml").write_text(yaml.safe_dump_all([
-            {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "flux-system", "namespace": "flux-system"},
-             "spec": {"interval": "1m", "url": answers["git_url"], "secretRef": {"name": "flux-system"}}},
-            {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "flux-system", "namespace": "flux-system"},
-             "spec": {"interval": "10m", "path": f"./clusters/{cluster['name']}", "prune": True,
-                      "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}}]))
-        built = subprocess.run([*find_tool(), str(bootstrapped)], capture_output=True, text=True, check=True)
-        docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built.stdout)}
-        for flag, controllers in LOCKDOWN.items():
-            for name in FLUX_CONTROLLERS:
-                args = docs[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]["args"]
-                assert (flag in args) == (name in controllers), (name, flag)
-        assert docs[("Kustomization", "flux-system")]["spec"]["serviceAccountName"] == "kustomize-controller"
-        verify = docs[("GitRepository", "flux-system")]["spec"].get("verify")
-        assert verify == (None if answers["verify"] == "none" else {"mode": "HEAD", "secretRef": {"name": "git-signing-keys"}})
+    if answers["flux_install"] == "operator":
+        for cluster in answers["clusters"]:
+            directory = path / "clusters" / cluster["name"] / "flux-system"
+            built = subprocess.run([*find_tool(), str(directory)], capture_output=True, text=True, check=True)
+            docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built.stdout)}
+            assert set(docs) == {("FluxInstance", "flux"), ("OCIRepository", "flux-operator"), ("HelmRelease", "flux-operator")}
+            spec = docs[("FluxInstance", "flux")]["spec"]
+            # The operator's multitenant profile adds exactly LOCKDOWN's flags and flux-system's own
+            # serviceAccountName (flux-operator internal/builder/profiles.go); the default account is `default`.
+            assert spec["cluster"] == {"type": "kubernetes", "multitenant": True, "tenantDefaultServiceAccount": "default",
+                                       "networkPolicy": True, "domain": "cluster.local"}
+            assert re.fullmatch(r"\d+\.\d+\.x", spec["distribution"]["version"])  # the minor is pinned
+            assert spec["sync"] == {"kind": "GitRepository", "url": answers["git_url"], "ref": f"refs/heads/{answers['default_branch']}",
+                                    "path": f"clusters/{cluster['name']}", "pullSecret": "flux-system"}
+            patches = spec.get("kustomize", {}).get("patches", [])
+            if answers["verify"] == "none":
+                assert patches == []
+            else:
+                [patch] = patches
+                assert patch["target"] == {"kind": "GitRepository", "name": "flux-system"}
+                assert yaml.safe_load(patch["patch"]) == [{"op": "add", "path": "/spec/verify",
+                                                           "value": {"mode": "HEAD", "secretRef": {"name": "git-signing-keys"}}}]
+            release = docs[("HelmRelease", "flux-operator")]["spec"]
+            assert release["chartRef"] == {"kind": "OCIRepository", "name": "flux-operator"}
+            assert release["releaseName"] == "flux-operator" and release["serviceAccountName"] == "helm-controller"
+            assert not list(directory.glob("gotk-*.yaml"))  # nothing of bootstrap
+    else:
+        for cluster in answers["clusters"]:
+            directory = path / "clusters" / cluster["name"] / "flux-system"
+            before = subprocess.run([*find_tool(), str(directory)], capture_output=True, text=True)
+            assert before.returncode == 0 and before.stdout.strip() in ("", "{}"), before.stderr
+            # After `flux bootstrap`: the same kustomization.yaml over real-looking controllers and sync objects.
+            bootstrapped = tmp_path / cluster["name"]
+            bootstrapped.mkdir()
+            (bootstrapped / "kustomization.yaml").write_text((directory / "kustomization.yaml").read_text())
+            (bootstrapped / "gotk-components.yaml").write_text(yaml.safe_dump_all([
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "flux-system"},
+                 "spec": {"template": {"spec": {"containers": [{"name": "manager", "args": ["--log-level=info"]}]}}}}
+                for name in FLUX_CONTROLLERS]))
+            (bootstrapped / "gotk-sync.yaml").write_text(yaml.safe_dump_all([
+                {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                 "spec": {"interval": "1m", "url": answers["git_url"], "secretRef": {"name": "flux-system"}}},
+                {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                 "spec": {"interval": "10m", "path": f"./clusters/{cluster['name']}", "prune": True,
+                          "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}}]))
+            built = subprocess.run([*find_tool(), str(bootstrapped)], capture_output=True, text=True, check=True)
+            docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built.stdout)}
+            for flag, controllers in LOCKDOWN.items():
+                for name in FLUX_CONTROLLERS:
+                    args = docs[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]["args"]
+                    assert (flag in args) == (name in controllers), (name, flag)
+            assert docs[("Kustomization", "flux-system")]["spec"]["serviceAccountName"] == "kustomize-controller"
+            verify = docs[("GitRepository", "flux-system")]["spec"].get("verify")
+            assert verify == (None if answers["verify"] == "none" else {"mode": "HEAD", "secretRef": {"name": "git-signing-keys"}})
     # The placeholders add nothing to the cluster's render, which holds only the platform Kustomizations.
     cluster_objects = [o.data for r in rendered if r.entrypoint.rel.startswith("clusters/") for o in r.objects]
-    assert {(o["kind"], o["metadata"]["name"]) for o in cluster_objects} == {
-        ("Kustomization", name) for name in ("infra-controllers", "infra-configs", "tenants", "apps")}
+    operator = {("FluxInstance", "flux"), ("OCIRepository", "flux-operator"), ("HelmRelease", "flux-operator")}
+    platform = ("infra-controllers", "infra-configs", "tenants", "apps",
+                *(("monitoring-secrets", "monitoring-controllers") if answers["monitoring"] else ()))
+    assert {(o["kind"], o["metadata"]["name"]) for o in cluster_objects} == {("Kustomization", name) for name in platform} | (
+        operator if answers["flux_install"] == "operator" else set())
 
 
 def test_reconciler_service_accounts_are_kept_out_of_pods(repo):
