@@ -128,7 +128,7 @@ def test_layout_follows_the_answers(generated):
         assert (repo / "tenants/base" / team["name"] / "kustomization.yaml").is_file()
         assert (repo / "tenants/base" / team["name"] / "appproject.yaml").is_file() != flux
     flux_files = ("flux-system/README.md", "flux-system/kustomization.yaml", "flux-system/gotk-components.yaml", "flux-system/gotk-sync.yaml")
-    argocd_files = ("kustomization.yaml", "root.yaml", "appproject-default.yaml", "appproject-platform.yaml", "README.md")
+    argocd_files = ("kustomization.yaml", "root.yaml", "appproject-default.yaml", "appproject-platform.yaml", "appproject-platform-charts.yaml", "README.md")
     for cluster in answers["clusters"]:
         for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml", *flux_files, *argocd_files):
             assert (repo / "clusters" / cluster["name"] / name).is_file() == (name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml") or (name in flux_files) == flux), name

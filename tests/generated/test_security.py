@@ -355,7 +355,7 @@ def test_flux_system_is_locked_down_and_builds_before_bootstrap(repo, tmp_path):
         for cluster in answers["clusters"]:
             built = next(r for r in rendered if r.entrypoint.rel == f"clusters/{cluster['name']}")
             assert sorted((o.data["kind"], o.data["metadata"]["name"]) for o in built.objects) == sorted([
-                ("AppProject", "default"), ("AppProject", "platform"),
+                ("AppProject", "default"), ("AppProject", "platform"), ("AppProject", "platform-charts"),
                 *(("Application", name) for name in ("root", "infra-controllers", "infra-configs", "tenants", "apps")),
                 *([("SealedSecret", "repo-acme-platform")] if answers["secrets"] == "sealed-secrets" else []),
             ])
