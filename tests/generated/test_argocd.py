@@ -4,6 +4,7 @@ from the repo, and argocd-cm / argocd-rbac-cm locked down."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_every_application_syncs_itself_and_cleans_up(repo):
 def test_projects_exist_and_none_is_default(repo):
     _, answers, rendered = repo
     projects = rendered_objects(rendered, "AppProject")
-    assert set(projects) == {"default", "platform"} | {t["name"] for t in answers["teams"]}
+    assert set(projects) == {"default", "platform", "platform-charts"} | {t["name"] for t in answers["teams"]}
     for name, application in rendered_objects(rendered, "Application").items():
         assert application["spec"]["project"] in projects and application["spec"]["project"] != "default", name
     default = projects["default"]["spec"]
@@ -135,13 +136,76 @@ def test_signed_commits_are_required_by_every_project(repo):
     projects = rendered_objects(rendered, "AppProject")
     for name, project in projects.items():
         keys = project["spec"].get("signatureKeys")
-        if answers["verify"] == "none" or name == "default":
-            assert keys is None, name
+        if answers["verify"] == "none" or name in ("default", "platform-charts"):
+            assert keys is None and "sourceIntegrity" not in project["spec"], name
             continue
         # Argo CD 3.4 (chart 10.1.1) has signatureKeys; sourceIntegrity is Argo CD 3.5 and would be pruned.
         assert "sourceIntegrity" not in project["spec"], name
         # A key ID that is no OpenPGP key ID (16 or 40 hex digits) matches no signature: nothing syncs.
         assert keys == [{"keyID": "REPLACE-WITH-SIGNING-KEY-ID"}], name
+
+
+def is_chart_application(application: dict) -> bool:
+    return any("chart" in source for source in sources(application))
+
+
+def test_charts_sync_in_a_project_without_signature_keys(repo):
+    """Argo CD 3.4 verifies signatures of Git sources only: in a project with signatureKeys an Application with
+    a chart from a Helm repository (or a `$values` ref source) gets "Target revision ... in Git is not signed"
+    and never syncs (controller/state.go, verifyGnuPGSignature). So every chart Application is in a project
+    without signature requirement, and every Application that syncs only directories of this repository is
+    in a project with signature keys when the answers ask for signed commits."""
+    _, answers, rendered = repo
+    projects = rendered_objects(rendered, "AppProject")
+    applications = rendered_objects(rendered, "Application")
+    charts = {name for name, application in applications.items() if is_chart_application(application)}
+    assert charts >= {"argo-cd", "metrics-server"}
+    for name, application in applications.items():
+        spec = projects[application["spec"]["project"]]["spec"]
+        if name in charts:
+            assert "signatureKeys" not in spec and "sourceIntegrity" not in spec, (name, application["spec"]["project"])
+            continue
+        assert all(source["repoURL"] == answers["git_url"] and "path" in source for source in sources(application)), name
+        if answers["verify"] == "gpg":
+            assert spec["signatureKeys"], (name, application["spec"]["project"])
+    # The charts' project is theirs alone, and no Git-only Application is left without verification.
+    for name, application in applications.items():
+        assert (application["spec"]["project"] == "platform-charts") == (name in charts), name
+
+
+def permits(patterns: list[str], value: str) -> bool:
+    """Argo CD's glob match of a project's sourceRepos or destination namespaces."""
+    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
+
+
+def test_every_project_permits_its_applications_and_no_more(repo):
+    """Each Application's project exists and lists every source repository and the destination of the
+    Application; `platform-charts` lists exactly the charts' repositories (and this one, for `$values`), the
+    namespaces they install into, and the cluster-wide kinds they ship, never a wildcard."""
+    _, answers, rendered = repo
+    projects = rendered_objects(rendered, "AppProject")
+    applications = rendered_objects(rendered, "Application")
+    for name, application in applications.items():
+        spec = projects[application["spec"]["project"]]["spec"]
+        for source in sources(application):
+            assert permits(spec["sourceRepos"], source["repoURL"]), (name, source["repoURL"])
+        destination = application["spec"]["destination"]
+        assert any(d["server"] == destination["server"] and permits([d["namespace"]], destination["namespace"])
+                   for d in spec["destinations"]), (name, destination)
+    charts = [a for a in applications.values() if a["spec"]["project"] == "platform-charts"]
+    spec = projects["platform-charts"]["spec"]
+    repos = {source["repoURL"] for application in charts for source in sources(application)}
+    assert sorted(spec["sourceRepos"]) == sorted(repos) and answers["git_url"] in repos
+    # kube-prometheus-stack also puts Services for the control plane's metrics into kube-system.
+    namespaces = {a["spec"]["destination"]["namespace"] for a in charts} | ({"kube-system"} if answers["monitoring"] else set())
+    assert spec["destinations"] == [{"server": IN_CLUSTER, "namespace": n} for n in sorted(namespaces)]
+    kinds = {(k["group"], k["kind"]) for k in spec["clusterResourceWhitelist"]}
+    assert kinds == {("apiextensions.k8s.io", "CustomResourceDefinition"), ("rbac.authorization.k8s.io", "ClusterRole"),
+                     ("rbac.authorization.k8s.io", "ClusterRoleBinding"), ("apiregistration.k8s.io", "APIService")} | (
+        {("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+         ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration")} if answers["monitoring"] else set())
+    # `platform` no longer fetches from Helm repositories: everything it syncs is this repository's.
+    assert projects["platform"]["spec"]["sourceRepos"] == [answers["git_url"]]
 
 
 def test_argocd_is_configured_from_this_repository(repo):

@@ -295,6 +295,28 @@ def test_a_team_application_never_comes_before_its_project_and_namespace(repo, h
             assert all(wave(o) < wave(project) for o in mine), (team["name"], [(o["kind"], wave(o)) for o in mine])
 
 
+def test_every_application_comes_after_its_project(repo, health_check):
+    """`root` creates each project before the wave whose Application creates Applications of that project:
+    `platform-charts` before `infra-controllers` creates the charts, each team's before `apps` creates its
+    apps. Argo CD does not sync an Application whose project does not exist. `root`'s own Applications are in
+    `platform`, applied by hand before `root` (README.md, step 3)."""
+    _, answers, rendered = repo
+    for name in clusters(answers):
+        cluster = Cluster(name, rendered, health_check, outcomes={})
+        run = run_root(cluster)
+        assert run.stopped is None, run.stopped
+        objects = root_objects(rendered, name)
+        assert {o["spec"]["project"] for o in objects if is_application(o)} == {"platform"}
+        checked = set()
+        for parent in (o for o in objects if is_application(o) and o["metadata"]["name"] != "root"):
+            existing = {key(o) for o in run.before[wave(parent)]}
+            for child in cluster.children(parent, f"clusters/{name}"):
+                if is_application(child):
+                    checked.add(child["spec"]["project"])
+                    assert ("AppProject", "argocd", child["spec"]["project"]) in existing, (name, child["metadata"]["name"])
+        assert "platform-charts" in checked and {t["name"] for t in answers["teams"] if any(a["team"] == t["name"] for a in answers["apps"])} <= checked
+
+
 def test_configs_and_apps_skip_the_dry_run_of_missing_kinds(repo):
     _, answers, rendered = repo
     for result in rendered:
@@ -302,7 +324,7 @@ def test_configs_and_apps_skip_the_dry_run_of_missing_kinds(repo):
             if not is_application(obj):
                 continue
             options = obj["spec"]["syncPolicy"].get("syncOptions", [])
-            if obj["metadata"]["name"] == "infra-configs" or obj["spec"]["project"] not in ("platform",):
+            if obj["metadata"]["name"] == "infra-configs" or obj["spec"]["project"] not in ("platform", "platform-charts"):
                 assert "SkipDryRunOnMissingResource=true" in options, obj["metadata"]["name"]
 
 

@@ -135,7 +135,7 @@ def test_layout_follows_the_answers(generated):
     bootstrap_files = ("flux-system/gotk-components.yaml", "flux-system/gotk-sync.yaml")
     operator_files = ("flux-system/flux-instance.yaml", "flux-system/flux-operator-ocirepository.yaml", "flux-system/flux-operator-helmrelease.yaml")
     flux_files = ("flux-system/README.md", "flux-system/kustomization.yaml")
-    argocd_files = ("kustomization.yaml", "root.yaml", "appproject-default.yaml", "appproject-platform.yaml", "README.md")
+    argocd_files = ("kustomization.yaml", "root.yaml", "appproject-default.yaml", "appproject-platform.yaml", "appproject-platform-charts.yaml", "README.md")
     for cluster in answers["clusters"]:
         for name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml", *flux_files, *argocd_files):
             assert (repo / "clusters" / cluster["name"] / name).is_file() == (name in ("infrastructure.yaml", "tenants.yaml", "apps.yaml") or (name in flux_files) == flux), name

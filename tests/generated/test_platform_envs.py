@@ -201,7 +201,7 @@ def test_metrics_server_is_installed_and_pinned(repo):
         namespace = release["spec"]["targetNamespace"] if answers["engine"] == "flux" else release["spec"]["destination"]["namespace"]
         assert namespace == "kube-system"
     if answers["engine"] == "argocd":
-        project = docs(path / f"clusters/{answers['clusters'][0]['name']}/appproject-platform.yaml")[0]
+        project = docs(path / f"clusters/{answers['clusters'][0]['name']}/appproject-platform-charts.yaml")[0]
         assert "https://kubernetes-sigs.github.io/metrics-server" in project["spec"]["sourceRepos"]
 
 

@@ -310,14 +310,17 @@ def test_rbac_is_least_privilege(repo):
 def test_every_reconciliation_has_an_explicit_identity(repo):
     _, answers, rendered = repo
     if answers["engine"] == "argocd":
-        # Argo CD's identity is the project: platform objects in `platform`, each app in its team's.
+        # Argo CD's identity is the project: platform objects in `platform`, the platform's Helm charts in
+        # `platform-charts`, each app in its team's.
         applications = objects(rendered, "Application")
         assert applications and not objects(rendered, "HelmRelease")
         for application in applications:
             meta, spec = application["metadata"], application["spec"]
-            expected = next((a["team"] for a in answers["apps"] if a["name"] == meta["name"]), "platform")
+            chart = any("chart" in source for source in spec.get("sources", [spec.get("source", {})]))
+            platform = "platform-charts" if chart else "platform"
+            expected = next((a["team"] for a in answers["apps"] if a["name"] == meta["name"]), platform)
             assert (meta["namespace"], spec["project"]) == ("argocd", expected), meta["name"]
-            if expected != "platform":
+            if expected != platform:
                 assert spec["destination"] == {"server": "https://kubernetes.default.svc", "namespace": expected}
         return
     flux = [k for k in objects(rendered, "Kustomization") if k.get("apiVersion", "").startswith("kustomize.toolkit.fluxcd.io/")]
@@ -356,7 +359,7 @@ def test_flux_system_is_locked_down_and_builds_before_bootstrap(repo, tmp_path):
         for cluster in answers["clusters"]:
             built = next(r for r in rendered if r.entrypoint.rel == f"clusters/{cluster['name']}")
             assert sorted((o.data["kind"], o.data["metadata"]["name"]) for o in built.objects) == sorted([
-                ("AppProject", "default"), ("AppProject", "platform"),
+                ("AppProject", "default"), ("AppProject", "platform"), ("AppProject", "platform-charts"),
                 *(("Application", name) for name in ("root", "infra-controllers", "infra-configs", "tenants", "apps")),
                 *([("SealedSecret", "repo-acme-platform")] if answers["secrets"] == "sealed-secrets" else []),
             ])
