@@ -140,7 +140,9 @@ def test_questions_with_choices_show_them_and_accept_only_them(tmp_path):
         "web", "web-devs",       # one team
         "1", "shop", "nobody", "web", "ghcr.io/acme/shop:1.0.0", "8080",  # app team: an unknown team is re-asked
         "", "", "",              # verify, monitoring, alerts_to
+        "", "",                  # pager, cluster_flavor
         "",                      # ci
+        "", "",                  # argocd_domain, argocd_ha
         "y",
     ]) + "\n"
     result = runner.invoke(app, ["new", str(destination), "--no-git"], input=answers)
