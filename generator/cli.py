@@ -136,10 +136,14 @@ def update(
 def check_update(
     path: RepoPath = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    drift_too: Annotated[bool, typer.Option("--drift", help="Instead list files changed since generation (same as gitops-forge drift).")] = False,
 ) -> None:
     """Tell whether a newer template version is available (exit 0 either way)."""
     from . import workflows
 
+    if drift_too:
+        drift(path, show_diff=False, as_json=as_json)
+        return
     with _errors():
         check = workflows.check_update(path)
     if as_json:
@@ -148,6 +152,34 @@ def check_update(
         typer.echo(f"Template {check.latest} is available (this repo is on {check.current}); run: gitops-forge update")
     else:
         typer.echo(f"Up to date: template {check.current}.")
+
+
+@app.command(rich_help_panel=KEEP_CURRENT)
+def drift(
+    path: RepoPath = Path("."),
+    show_diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff per file (template → repo).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """List files edited by hand, removed or added since the repo was generated at its recorded template version (exit 0 either way)."""
+    from .drift import drift as find_drift
+
+    with _errors():
+        result = find_drift(path)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(with_diffs=show_diff)))
+        return
+    if not result.drifted:
+        typer.echo(f"No drift: the repo matches template {result.version} rendered with its answers.")
+    else:
+        typer.echo(f"Drift from template {result.version}:")
+        for label, names in (("edited", result.edited), ("removed", result.removed), ("added", result.added)):
+            for name in names:
+                typer.echo(f"  {label:8} {name}")
+    for name in result.replaced:
+        typer.echo(f"  (replaced by a tool, expected) {name}")
+    if show_diff:
+        for name in result.edited + result.removed + result.added:
+            typer.echo(result.diffs[name], nl=False)
 
 
 def _report_change(result, *, verb: str, as_json: bool, path: Path) -> None:
