@@ -235,7 +235,11 @@ def validate_repo(
 def _schema(report: Report, store: SchemaStore, obj: RenderedObject, deprecated: bool) -> None:
     """Strict schema validation. An object whose API version is removed (GF019 says so, with the replacement)
     is not also reported as unserved or schema-less; it is still validated when a schema for it is at hand."""
-    checked = store.validate(obj.data)
+    data = obj.data
+    if isinstance(data.get("sops"), dict):
+        # kustomize-controller decrypts the file and drops the `sops` metadata before applying the object.
+        data = {key: value for key, value in data.items() if key != "sops"}
+    checked = store.validate(data)
     who = _identity(obj)
     if checked.status == "missing":
         if not deprecated:
