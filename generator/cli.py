@@ -208,6 +208,70 @@ def _report_change(result, *, verb: str, as_json: bool, path: Path) -> None:
         typer.echo("Review with git diff, then commit.")
 
 
+@app.command(rich_help_panel=KEEP_CURRENT)
+def adopt(
+    path: RepoPath = Path("."),
+    data: Annotated[
+        Optional[list[str]], typer.Option("--data", "-d", metavar="KEY=VALUE", help="An answer that overrides or fills the inferred ones; VALUE is YAML for list answers. Repeatable.")
+    ] = None,
+    data_file: Annotated[Optional[Path], typer.Option("--data-file", metavar="FILE", help="YAML mapping of answers.", dir_okay=False)] = None,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Answer every open question with its default.")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Write .copier-answers.yml and the files the repo lacks (commits nothing).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Infer the answers of an existing repo and show (or, with --write, add) what the golden path adds to it."""
+    from . import adopt as adoption
+    from . import answers
+
+    with _errors():
+        repo = path.absolute()
+        if not repo.is_dir():
+            raise _fail(f"{path} is not a directory.")
+        given = answers.load_data_file(data_file) if data_file else {}
+        given.update(answers.parse_data_pairs(data or []))
+        inference = adoption.infer(repo)
+        try:
+            complete = adoption.complete(inference, given, use_defaults=defaults)
+        except answers.AnswersError as error:
+            _print_inference(inference, given)
+            raise _fail(f"{error}.") from None
+        has_answers = (repo / ".copier-answers.yml").exists()
+        plan, version = adoption.adopt(repo, complete, write=write and not has_answers)
+    if as_json:
+        typer.echo(json.dumps({
+            "answers": complete, "evidence": inference.evidence,
+            "questions": [{"name": q.name, "why": q.why} for q in inference.questions if q.name not in given],
+            "version": version, "add": plan.add, "same": plan.same, "differ": plan.differ, "unknown": plan.unknown,
+            "written": bool(write and not has_answers),
+        }))
+    else:
+        _print_inference(inference, given)
+        typer.echo("Answers:")
+        typer.echo("  " + json.dumps(complete, sort_keys=True))
+        typer.echo(f"Golden path at template {version}: {len(plan.add)} file(s) to add, {len(plan.same)} identical, "
+                   f"{len(plan.differ)} the repo has its own version of (kept), {len(plan.unknown)} not from the template (left alone).")
+        for name in plan.add:
+            typer.echo(f"  add     {name}")
+        for name in plan.differ:
+            typer.echo(f"  keep    {name}")
+    if write and has_answers:
+        raise _fail(f"{path} already has .copier-answers.yml; use gitops-forge update, or delete it to adopt again")
+    if write:
+        typer.echo(f"Wrote .copier-answers.yml and {len(plan.add)} file(s); the {len(plan.differ)} kept file(s) count as your edits "
+                   "(gitops-forge drift --diff shows them once committed). Review with git status, then commit.")
+
+
+def _print_inference(inference, given: dict) -> None:
+    for name, why in inference.evidence.items():
+        if name not in given:
+            typer.echo(f"inferred {name}: from {why}")
+    for name in given:
+        typer.echo(f"given    {name}")
+    for question in inference.questions:
+        if question.name not in given:
+            typer.echo(f"question {question.name}: {question.why} (answer with --data {question.name}=…, or --defaults)")
+
+
 @app.command(rich_help_panel=CHECK)
 def validate(
     path: Annotated[Path, typer.Argument(help="GitOps repository to check (default: current directory).", show_default=False)] = Path("."),
