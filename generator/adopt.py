@@ -302,7 +302,8 @@ def _teams(repo: Path, docs: list[_Doc], out: Inference) -> None:
 
 def _apps(repo: Path, docs: list[_Doc], out: Inference) -> None:
     bases = [(name, repo / "apps" / "base" / name) for name in _subdirs(repo / "apps" / "base")]
-    bases += [(p.parent.name, p) for p in sorted(repo.glob("apps/*/base")) if p.parent.name != "base"]
+    # <app>/base next to <app>/overlays (the kustomize and Argo CD example layout), wherever it is.
+    bases += [(p.parent.name, p) for p in sorted(repo.glob("**/base")) if (p.parent / "overlays").is_dir() and ".git" not in p.parts]
     if not bases:
         out.infer("apps", [], "there is no apps/base/<app>/ directory")
         return
@@ -331,12 +332,13 @@ def _apps(repo: Path, docs: list[_Doc], out: Inference) -> None:
             app["team"] = teams[0]
         absent = [k for k in ("image", "port", "team") if k not in app]
         if absent:
-            missing.append(f"{name} ({', '.join(absent)})")
+            why = "" if deployment else ", no Deployment in its base"
+            missing.append(f"{name} ({', '.join(absent)}{why})")
         apps.append(app)
     out.answers["apps"] = apps
-    out.evidence["apps"] = "apps/base/<app>/ with their Deployments"
+    out.evidence["apps"] = ", ".join(f"{p.relative_to(repo).as_posix()}/" for _, p in bases) + " with their Deployments"
     if missing:
-        out.ask("apps", f"not read off the repo: {'; '.join(missing)} (a HelmRelease names no image or port)")
+        out.ask("apps", f"not read off the repo: {'; '.join(missing)}")
 
 
 def _app_team(app: str, docs: list[_Doc], teams: list[str]) -> str | None:
@@ -369,6 +371,13 @@ def _options(repo: Path, docs: list[_Doc], out: Inference) -> None:
         for choice in answers_model.PAGERS:
             if re.search(rf"{choice}_?configs", text, re.IGNORECASE):
                 out.infer("pager", choice, f"{choice} receiver in {pager.relative_to(repo).as_posix()}")
+    argo_notifications = repo / "infrastructure" / "controllers" / "argo-cd" / "notifications-values.yaml"
+    if argo_notifications.exists():
+        text = argo_notifications.read_text(encoding="utf-8", errors="replace")
+        services = {"slack": "slack", "teams": "msteams", "github": "github-status", "gitlab": "github-status"}
+        found = [choice for service, choice in services.items() if f"service.{service}:" in text]
+        if found:
+            out.infer("alerts_to", found[0], f"Argo CD notification service in {argo_notifications.relative_to(repo).as_posix()}")
     for d in docs:
         if _kind(d, "Provider", "notification.toolkit.fluxcd.io/"):
             kind = str(_spec(d).get("type", ""))

@@ -256,7 +256,7 @@ def adopt(
             typer.echo(f"  keep    {name}")
     if write and has_answers:
         raise _fail(f"{path} already has .copier-answers.yml; use gitops-forge update, or delete it to adopt again")
-    if write:
+    if write and not as_json:
         typer.echo(f"Wrote .copier-answers.yml and {len(plan.add)} file(s); the {len(plan.differ)} kept file(s) count as your edits "
                    "(gitops-forge drift --diff shows them once committed). Review with git status, then commit.")
 
