@@ -302,6 +302,34 @@ def validate(
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command(rich_help_panel=CHECK)
+def audit(
+    path: Annotated[Path, typer.Argument(help="GitOps repository to score (default: current directory).", show_default=False)] = Path("."),
+    output_format: Annotated[str, typer.Option("--format", "-o", metavar="FORMAT", help="text, markdown, json or sarif.")] = "text",
+    min_score: Annotated[Optional[int], typer.Option("--min-score", metavar="N", help="Exit 1 when the overall score is below N (0-100).")] = None,
+) -> None:
+    """Score a Flux or Argo CD repo per area against the practices gitops-forge generates (exit 1 below --min-score)."""
+    from .audit import audit as score
+    from .audit import render
+
+    if output_format not in ("text", "markdown", "json", "sarif"):
+        raise _fail(f"--format must be text, markdown, json or sarif, not {output_format!r}.")
+    if min_score is not None and not 0 <= min_score <= 100:
+        raise _fail(f"--min-score must be between 0 and 100, not {min_score}.")
+    if not path.is_dir():
+        raise _fail(f"{path} is not a directory.")
+    from .render import RenderToolMissing
+
+    try:
+        card = score(path)
+    except RenderToolMissing as error:
+        raise _fail(str(error)) from None
+    typer.echo(render(card, output_format), nl=False)
+    if min_score is not None and card.score < min_score:
+        typer.secho(f"Score {card.score} is below --min-score {min_score}.", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+
+
 def _installed_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

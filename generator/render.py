@@ -338,6 +338,8 @@ def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str]) -> boo
     spec = obj.get("spec") or {}
     ns = (obj.get("metadata") or {}).get("namespace")
     if obj.get("kind") == "Kustomization":
+        if not isinstance(spec.get("sourceRef"), dict):
+            return True  # a patch of a Kustomization (sourceRef is required): it declares nothing itself
         ref = spec.get("sourceRef") or {}
         kind, name, ref_ns = ref.get("kind", "GitRepository"), ref.get("name"), ref.get("namespace") or ns
         if kind in ("OCIRepository", "Bucket", "ExternalArtifact"):
