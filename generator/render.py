@@ -331,7 +331,24 @@ def _repo_urls(repo: Path, git_urls: dict[tuple, str]) -> set[str]:
     return {normal_url(u) for u in urls if u}
 
 
-def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str]) -> bool:
+def _default_branch(repo: Path) -> str | None:
+    """The branch Flux syncs this repository from: a generated repo's answer, else the remote's default branch
+    (never the checked-out branch: validating a feature branch must not skip the main branch's sources)."""
+    try:
+        answers = yaml.safe_load((repo / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
+        if isinstance(answers, dict) and answers.get("default_branch"):
+            return str(answers["default_branch"])
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        pass
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "symbolic-ref", "--short", "refs/remotes/origin/HEAD"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip().removeprefix("origin/") or None if head.returncode == 0 else None
+
+
+def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str], git_refs: dict[tuple, str]) -> bool:
     """Whether a Flux Kustomization's or Argo CD Application's path is inside another source: an OCIRepository,
     a Bucket or an ExternalArtifact (other than the bootstrap's own), or a GitRepository / repoURL of another
     repository. Such a path is never resolved against this repository."""
@@ -345,7 +362,13 @@ def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str]) -> boo
         if kind in ("OCIRepository", "Bucket", "ExternalArtifact"):
             return (ref_ns, name) != ("flux-system", "flux-system")
         url = git_urls.get((ref_ns, name))
-        return kind == "GitRepository" and bool(own_urls) and url is not None and normal_url(url) not in own_urls
+        if kind != "GitRepository" or url is None:
+            return False
+        if own_urls and normal_url(url) not in own_urls:
+            return True
+        # The same repository at another branch or tag (flux2-multi-tenancy's tenants) is another tree.
+        own_ref, ref = git_refs.get(("flux-system", "flux-system")) or git_refs.get(("", "")), git_refs.get((ref_ns, name))
+        return bool(own_ref) and bool(ref) and ref != own_ref
     if obj.get("kind") in ("Application", "ApplicationSet"):
         app = ((spec.get("template") or {}).get("spec") or {}) if obj.get("kind") == "ApplicationSet" else spec
         urls = {normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(app) if s.get("repoURL")}
@@ -371,10 +394,18 @@ def _gitops_objects(manifests: list[Path], repo: Path) -> tuple[list[Entrypoint]
         for _, obj in found
         if obj.get("kind") == "GitRepository" and str(obj.get("apiVersion", "")).startswith("source.toolkit.")
     }
+    git_refs = {
+        ((obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name")):
+            json.dumps((obj.get("spec") or {}).get("ref") or {}, sort_keys=True) if (obj.get("spec") or {}).get("ref") else ""
+        for _, obj in found
+        if obj.get("kind") == "GitRepository" and str(obj.get("apiVersion", "")).startswith("source.toolkit.")
+    }
     own_urls = _repo_urls(repo, git_urls)
+    if branch := _default_branch(repo):  # when no flux-system GitRepository is committed
+        git_refs[("", "")] = json.dumps({"branch": branch}, sort_keys=True)
     for file, obj in found:
         gitops_dirs.setdefault(file.parent, "flux" if "fluxcd" in str(obj.get("apiVersion")) else "argocd")
-        if _elsewhere(obj, own_urls, git_urls):
+        if _elsewhere(obj, own_urls, git_urls, git_refs):
             continue
         meta = obj.get("metadata") or {}
         who = f"{_rel(file, repo)}: {obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}"

@@ -14,8 +14,9 @@ def test_real_repo_shapes_validate_clean(fixture_repo, schema_locations):
     report = validate_repo(repo, schema_locations=schema_locations, schema_catalog="")
     assert [(f.check, f.kind, f.message) for f in report.findings] == []
     assert report.render_errors == [] and report.missing_schemas == []
-    # kyverno-controller's `path: ./` is inside its OCIRepository and dev-team's `./deploy/production` inside the
-    # team's repository: neither is built from this one (the root would be built whole, every object twice).
+    # kyverno-controller's `path: ./` is inside its OCIRepository, dev-team's `./deploy/production` inside the
+    # team's repository and ops-team's (no path: the root) at the team's branch of this repository: none is built
+    # from this tree (the root would be built whole, every object twice).
     assert sorted(report.entrypoints) == ["clusters/production", "infrastructure/secrets"]
     assert report.ok
 
