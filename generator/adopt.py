@@ -183,13 +183,14 @@ def _repository(repo: Path, docs: list[_Doc], out: Inference) -> None:
         out.ask("git_url", "no git remote, flux-system GitRepository or Argo CD Application names this repository's URL")
         out.ask("project_name", "it is the repository's name, and its URL is unknown")
     own = {normal_url(u) for u in [out.answers.get("git_url", "")] if u}
-    # Generated repos: each team's copy of this repository is named after the project.
+    # Generated repos: each team's copy of this repository, checking out the team's dirs, is named after the project.
     for d in docs:
-        if _kind(d, "GitRepository", "source.toolkit.fluxcd.io/") and own and normal_url(str(_spec(d).get("url", ""))) in own:
+        sparse = _spec(d).get("sparseCheckout") or []
+        if _kind(d, "GitRepository", "source.toolkit.fluxcd.io/") and own and normal_url(str(_spec(d).get("url", ""))) in own \
+                and sparse and all((repo / str(p)).is_dir() for p in sparse) and _meta(d, "namespace") != "flux-system":
             name = _meta(d, "name")
-            if name != "flux-system" and _meta(d, "namespace") != "flux-system":
-                out.infer("project_name", name, f"GitRepository {name} of this repository in {d.file}")
-                break
+            out.infer("project_name", name, f"GitRepository {name} checking out this repository's {sparse[0]} in {d.file}")
+            break
     branch = None
     for d in docs:
         if _kind(d, "GitRepository", "source.toolkit.fluxcd.io/") and _meta(d, "name") == "flux-system":
@@ -305,7 +306,7 @@ def _apps(repo: Path, docs: list[_Doc], out: Inference) -> None:
     # <app>/base next to <app>/overlays (the kustomize and Argo CD example layout), wherever it is.
     bases += [(p.parent.name, p) for p in sorted(repo.glob("**/base")) if (p.parent / "overlays").is_dir() and ".git" not in p.parts]
     if not bases:
-        out.infer("apps", [], "there is no apps/base/<app>/ directory")
+        out.infer("apps", [], "no apps/base/<app>/ or <app>/base directory")
         return
     teams = [t["name"] for t in out.answers.get("teams") or []]
     apps, missing = [], []

@@ -79,6 +79,10 @@ class _Repo:
                 if key not in seen:
                     seen.add(key)
                     out.append(o)
+                # A Flux Operator ResourceSet's templates are objects the operator applies per input.
+                if o.data.get("kind") == "ResourceSet" and str(o.data.get("apiVersion", "")).startswith("fluxcd.controlplane.io/"):
+                    out += [RenderedObject(t, o.entrypoint, o.source) for t in (o.data.get("spec") or {}).get("resources") or []
+                            if isinstance(t, dict) and t.get("kind")]
         return out
 
     def of(self, *kinds: str) -> list[RenderedObject]:
@@ -173,6 +177,7 @@ def _ordering(repo: _Repo):
     argo = repo.of("Application")
     ordered = [o for o in flux if (o.data.get("spec") or {}).get("dependsOn")]
     ordered += [o for o in argo if "argocd.argoproj.io/sync-wave" in ((o.data.get("metadata") or {}).get("annotations") or {})]
+    ordered += [o for o in repo.of("ResourceSet") if (o.data.get("spec") or {}).get("dependsOn")]
     return bool(ordered), [_who(o, "ordered") for o in ordered[:3]] or ["no dependsOn or sync-wave on any Kustomization/Application"]
 
 
@@ -267,8 +272,16 @@ def _metrics(repo: _Repo):
 
 @check("AU402", "monitoring", "Alerting rules exist", 2, "Add PrometheusRules for failed reconciliations and app availability.")
 def _rules(repo: _Repo):
-    found = repo.of("PrometheusRule")
-    return bool(found), [_who(o) for o in found[:3]] or ["no PrometheusRule"]
+    found = [_who(o) for o in repo.of("PrometheusRule")[:3]]
+    # The kube-prometheus-stack chart installs its default rules unless defaultRules.create is false.
+    for o in repo.of("HelmRelease", "Application"):
+        spec = o.data.get("spec") or {}
+        chart = str(((spec.get("chart") or {}).get("spec") or {}).get("chart") or (spec.get("chartRef") or {}).get("name")
+                    or (spec.get("source") or {}).get("chart") or "")
+        values = spec.get("values") or {}
+        if chart == "kube-prometheus-stack" and (values.get("defaultRules") or {}).get("create", True) is not False:
+            found.append(_who(o, "the chart's default rules"))
+    return bool(found), found or ["no PrometheusRule, and no kube-prometheus-stack with its default rules"]
 
 
 @check("AU403", "monitoring", "Alerts reach a receiver", 2,
