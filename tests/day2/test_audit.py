@@ -171,3 +171,20 @@ def test_cli_formats_and_min_score():
     assert runner.invoke(app, ["audit", fixture, "--min-score", "0"]).exit_code == 0
     bad = runner.invoke(app, ["audit", fixture, "--format", "xml"])
     assert bad.exit_code == 2 and "--format" in bad.output
+
+
+def test_resourceset_templates_and_chart_default_rules_are_seen(tmp_path):
+    shapes = Path(__file__).parents[1] / "validate" / "fixtures" / "real-repo-shapes"
+    psa = next(r for r in audit(shapes).results if r.id == "AU202")
+    # The Namespace the ResourceSet creates per tenant is judged like any other.
+    assert not psa.passed and psa.evidence == ["clusters/production/flux-operator.yaml: Namespace << inputs.tenant >> — no pod-security enforce label"]
+
+    repo = tmp_path / "repo"
+    (repo / "monitoring").mkdir(parents=True)
+    release = ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: kube-prometheus-stack\n  namespace: monitoring\n"
+               "spec:\n  interval: 1h\n  chartRef:\n    kind: OCIRepository\n    name: kube-prometheus-stack\n")
+    (repo / "monitoring/release.yaml").write_text(release)
+    (repo / "monitoring/kustomization.yaml").write_text("resources:\n  - release.yaml\n")
+    assert next(r for r in audit(repo).results if r.id == "AU402").passed
+    (repo / "monitoring/release.yaml").write_text(release + "  values:\n    defaultRules:\n      create: false\n")
+    assert not next(r for r in audit(repo).results if r.id == "AU402").passed
