@@ -66,7 +66,9 @@ BREAK = {
     "AU401": lambda r: [p.unlink() for p in r.rglob("*.yaml") if re.search(r"^kind: (ServiceMonitor|PodMonitor)$", p.read_text(), re.M)]
                        and _scrub_resources(r),
     "AU402": lambda r: [p.unlink() for p in r.rglob("*.yaml") if re.search(r"^kind: PrometheusRule$", p.read_text(), re.M)]
-                       and _scrub_resources(r),
+                       and _scrub_resources(r)
+                       or _edit(r / "infrastructure/controllers/kube-prometheus-stack/helmrelease.yaml", "\n  values:\n",
+                                "\n  values:\n    defaultRules:\n      create: false\n"),
     "AU403": lambda r: [p.unlink() for p in r.rglob("*.yaml") if re.search(r"^kind: (AlertmanagerConfig|Provider|Alert)$", p.read_text(), re.M)]
                        and _scrub_resources(r),
     "AU501": lambda r: _scrub_words(r, ("rollback", "roll back")),
