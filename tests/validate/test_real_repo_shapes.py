@@ -15,8 +15,8 @@ def test_real_repo_shapes_validate_clean(fixture_repo, schema_locations):
     assert [(f.check, f.kind, f.message) for f in report.findings] == []
     assert report.render_errors == [] and report.missing_schemas == []
     # kyverno-controller's `path: ./` is inside its OCIRepository, dev-team's `./deploy/production` inside the
-    # team's repository and ops-team's (no path: the root) at the team's branch of this repository: none is built
-    # from this tree (the root would be built whole, every object twice).
+    # team's repository and ops-team's `./deploy/ops` inside the team's branch of this repository: none is built
+    # from this tree or reported missing from it (the root would be built whole, every object twice).
     assert sorted(report.entrypoints) == ["clusters/production", "infrastructure/secrets"]
     assert report.ok
 
