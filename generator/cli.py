@@ -138,10 +138,14 @@ def update(
 def check_update(
     path: RepoPath = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    drift_too: Annotated[bool, typer.Option("--drift", help="Instead list files changed since generation (same as gitops-forge drift).")] = False,
 ) -> None:
     """Tell whether a newer template version is available (exit 0 either way)."""
     from . import workflows
 
+    if drift_too:
+        drift(path, show_diff=False, as_json=as_json)
+        return
     with _errors():
         check = workflows.check_update(path)
     if as_json:
@@ -150,6 +154,34 @@ def check_update(
         typer.echo(f"Template {check.latest} is available (this repo is on {check.current}); run: gitops-forge update")
     else:
         typer.echo(f"Up to date: template {check.current}.")
+
+
+@app.command(rich_help_panel=KEEP_CURRENT)
+def drift(
+    path: RepoPath = Path("."),
+    show_diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff per file (template → repo).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """List files edited by hand, removed or added since the repo was generated at its recorded template version (exit 0 either way)."""
+    from .drift import drift as find_drift
+
+    with _errors():
+        result = find_drift(path)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(with_diffs=show_diff)))
+        return
+    if not result.drifted:
+        typer.echo(f"No drift: the repo matches template {result.version} rendered with its answers.")
+    else:
+        typer.echo(f"Drift from template {result.version}:")
+        for label, names in (("edited", result.edited), ("removed", result.removed), ("added", result.added)):
+            for name in names:
+                typer.echo(f"  {label:8} {name}")
+    for name in result.replaced:
+        typer.echo(f"  (replaced by a tool, expected) {name}")
+    if show_diff:
+        for name in result.edited + result.removed + result.added:
+            typer.echo(result.diffs[name], nl=False)
 
 
 def _report_change(result, *, verb: str, as_json: bool, path: Path) -> None:
@@ -176,6 +208,70 @@ def _report_change(result, *, verb: str, as_json: bool, path: Path) -> None:
         raise typer.Exit(1)
     if not as_json and result.changed and "would" not in verb:
         typer.echo("Review with git diff, then commit.")
+
+
+@app.command(rich_help_panel=KEEP_CURRENT)
+def adopt(
+    path: RepoPath = Path("."),
+    data: Annotated[
+        Optional[list[str]], typer.Option("--data", "-d", metavar="KEY=VALUE", help="An answer that overrides or fills the inferred ones; VALUE is YAML for list answers. Repeatable.")
+    ] = None,
+    data_file: Annotated[Optional[Path], typer.Option("--data-file", metavar="FILE", help="YAML mapping of answers.", dir_okay=False)] = None,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Answer every open question with its default.")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Write .copier-answers.yml and the files the repo lacks (commits nothing).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Infer the answers of an existing repo and show (or, with --write, add) what the golden path adds to it."""
+    from . import adopt as adoption
+    from . import answers
+
+    with _errors():
+        repo = path.absolute()
+        if not repo.is_dir():
+            raise _fail(f"{path} is not a directory.")
+        given = answers.load_data_file(data_file) if data_file else {}
+        given.update(answers.parse_data_pairs(data or []))
+        inference = adoption.infer(repo)
+        try:
+            complete = adoption.complete(inference, given, use_defaults=defaults)
+        except answers.AnswersError as error:
+            _print_inference(inference, given)
+            raise _fail(f"{error}.") from None
+        has_answers = (repo / ".copier-answers.yml").exists()
+        plan, version = adoption.adopt(repo, complete, write=write and not has_answers)
+    if as_json:
+        typer.echo(json.dumps({
+            "answers": complete, "evidence": inference.evidence,
+            "questions": [{"name": q.name, "why": q.why} for q in inference.questions if q.name not in given],
+            "version": version, "add": plan.add, "same": plan.same, "differ": plan.differ, "unknown": plan.unknown,
+            "written": bool(write and not has_answers),
+        }))
+    else:
+        _print_inference(inference, given)
+        typer.echo("Answers:")
+        typer.echo("  " + json.dumps(complete, sort_keys=True))
+        typer.echo(f"Golden path at template {version}: {len(plan.add)} file(s) to add, {len(plan.same)} identical, "
+                   f"{len(plan.differ)} the repo has its own version of (kept), {len(plan.unknown)} not from the template (left alone).")
+        for name in plan.add:
+            typer.echo(f"  add     {name}")
+        for name in plan.differ:
+            typer.echo(f"  keep    {name}")
+    if write and has_answers:
+        raise _fail(f"{path} already has .copier-answers.yml; use gitops-forge update, or delete it to adopt again")
+    if write and not as_json:
+        typer.echo(f"Wrote .copier-answers.yml and {len(plan.add)} file(s); the {len(plan.differ)} kept file(s) count as your edits "
+                   "(gitops-forge drift --diff shows them once committed). Review with git status, then commit.")
+
+
+def _print_inference(inference, given: dict) -> None:
+    for name, why in inference.evidence.items():
+        if name not in given:
+            typer.echo(f"inferred {name}: from {why}")
+    for name in given:
+        typer.echo(f"given    {name}")
+    for question in inference.questions:
+        if question.name not in given:
+            typer.echo(f"question {question.name}: {question.why} (answer with --data {question.name}=…, or --defaults)")
 
 
 @app.command(rich_help_panel=CHECK)
@@ -273,6 +369,34 @@ def diff(
         raise _fail(str(error)) from None
     typer.echo(render(report, fmt, colour=fmt == "text" and sys.stdout.isatty()), nl=False)
     raise typer.Exit(1 if exit_code and report.changed else 0)
+
+
+@app.command(rich_help_panel=CHECK)
+def audit(
+    path: Annotated[Path, typer.Argument(help="GitOps repository to score (default: current directory).", show_default=False)] = Path("."),
+    output_format: Annotated[str, typer.Option("--format", "-o", metavar="FORMAT", help="text, markdown, json or sarif.")] = "text",
+    min_score: Annotated[Optional[int], typer.Option("--min-score", metavar="N", help="Exit 1 when the overall score is below N (0-100).")] = None,
+) -> None:
+    """Score a Flux or Argo CD repo per area against the practices gitops-forge generates (exit 1 below --min-score)."""
+    from .audit import audit as score
+    from .audit import render
+
+    if output_format not in ("text", "markdown", "json", "sarif"):
+        raise _fail(f"--format must be text, markdown, json or sarif, not {output_format!r}.")
+    if min_score is not None and not 0 <= min_score <= 100:
+        raise _fail(f"--min-score must be between 0 and 100, not {min_score}.")
+    if not path.is_dir():
+        raise _fail(f"{path} is not a directory.")
+    from .render import RenderToolMissing
+
+    try:
+        card = score(path)
+    except RenderToolMissing as error:
+        raise _fail(str(error)) from None
+    typer.echo(render(card, output_format), nl=False)
+    if min_score is not None and card.score < min_score:
+        typer.secho(f"Score {card.score} is below --min-score {min_score}.", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
 
 
 def _installed_version() -> str:

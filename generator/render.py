@@ -328,10 +328,86 @@ def _references(kustomizations: dict[Path, Path]) -> tuple[set[Path], set[Path]]
     return included, components
 
 
+def normal_url(url: str) -> str:
+    """host/path of a Git URL, whatever its form (https, ssh://, scp-like), without .git."""
+    url = url.strip().lower()
+    if m := re.match(r"^[\w.-]+@([\w.-]+):(?!//)(.*)$", url):  # git@host:org/repo
+        host, path = m.groups()
+    else:
+        rest = re.sub(r"^[a-z+]+://", "", url)
+        host, _, path = rest.partition("/")
+        host = host.rpartition("@")[2].split(":")[0]
+    return f"{host}/{path.strip('/').removesuffix('.git')}"
+
+
+def _repo_urls(repo: Path, git_urls: dict[tuple, str]) -> set[str]:
+    """The URLs this repository is known by: the GitRepository `flux bootstrap` created (when committed), the
+    answers file of a generated repo, and its Git remotes."""
+    urls = {git_urls.get(("flux-system", "flux-system"), "")}
+    try:
+        answers = yaml.safe_load((repo / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
+        if isinstance(answers, dict) and answers.get("git_url"):
+            urls.add(str(answers["git_url"]))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        pass
+    try:
+        remotes = subprocess.run(["git", "-C", str(repo), "remote", "-v"], capture_output=True, text=True, timeout=10)
+        urls.update(line.split()[1] for line in remotes.stdout.splitlines() if len(line.split()) >= 2)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {normal_url(u) for u in urls if u}
+
+
+def _default_branch(repo: Path) -> str | None:
+    """The branch Flux syncs this repository from: a generated repo's answer, else the remote's default branch
+    (never the checked-out branch: validating a feature branch must not skip the main branch's sources)."""
+    try:
+        answers = yaml.safe_load((repo / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
+        if isinstance(answers, dict) and answers.get("default_branch"):
+            return str(answers["default_branch"])
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        pass
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "symbolic-ref", "--short", "refs/remotes/origin/HEAD"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip().removeprefix("origin/") or None if head.returncode == 0 else None
+
+
+def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str], git_refs: dict[tuple, str]) -> bool:
+    """Whether a Flux Kustomization's or Argo CD Application's path is inside another source: an OCIRepository,
+    a Bucket or an ExternalArtifact (other than the bootstrap's own), or a GitRepository / repoURL of another
+    repository. Such a path is never resolved against this repository."""
+    spec = obj.get("spec") or {}
+    ns = (obj.get("metadata") or {}).get("namespace")
+    if obj.get("kind") == "Kustomization":
+        if not isinstance(spec.get("sourceRef"), dict):
+            return True  # a patch of a Kustomization (sourceRef is required): it declares nothing itself
+        ref = spec.get("sourceRef") or {}
+        kind, name, ref_ns = ref.get("kind", "GitRepository"), ref.get("name"), ref.get("namespace") or ns
+        if kind in ("OCIRepository", "Bucket", "ExternalArtifact"):
+            return (ref_ns, name) != ("flux-system", "flux-system")
+        url = git_urls.get((ref_ns, name))
+        if kind != "GitRepository" or url is None:
+            return False
+        if own_urls and normal_url(url) not in own_urls:
+            return True
+        # The same repository at another branch or tag (flux2-multi-tenancy's tenants) is another tree.
+        own_ref, ref = git_refs.get(("flux-system", "flux-system")) or git_refs.get(("", "")), git_refs.get((ref_ns, name))
+        return bool(own_ref) and bool(ref) and ref != own_ref
+    if obj.get("kind") in ("Application", "ApplicationSet"):
+        app = ((spec.get("template") or {}).get("spec") or {}) if obj.get("kind") == "ApplicationSet" else spec
+        urls = {normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(app) if s.get("repoURL")}
+        return bool(own_urls) and bool(urls) and "{{" not in " ".join(urls) and urls.isdisjoint(own_urls)
+    return False
+
+
 def _gitops_objects(manifests: list[Path], repo: Path) -> tuple[list[Entrypoint], dict[Path, str]]:
     """Entrypoints declared by Flux/Argo CD objects, and the dirs holding such objects (-> mode to build them)."""
     declared: list[Entrypoint] = []
     gitops_dirs: dict[Path, str] = {}
+    found: list[tuple[Path, dict]] = []
     for file in manifests:
         try:
             text = file.read_text(encoding="utf-8")
@@ -339,15 +415,30 @@ def _gitops_objects(manifests: list[Path], repo: Path) -> tuple[list[Entrypoint]
             continue
         if "fluxcd.io/" not in text and "argoproj.io/" not in text:
             continue  # most files: no need to parse them
-        for obj in _load_text(text):
-            if not isinstance(obj, dict) or not _is_gitops_object(obj):
-                continue
-            gitops_dirs.setdefault(file.parent, "flux" if "fluxcd" in str(obj.get("apiVersion")) else "argocd")
-            meta = obj.get("metadata") or {}
-            who = f"{_rel(file, repo)}: {obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}"
-            for mode, path, spec in _declared_paths(obj):
-                target = Path(os.path.normpath(repo / path))
-                declared.append(Entrypoint(target, _rel(target, repo), mode, who, spec))
+        found += [(file, obj) for obj in _load_text(text) if isinstance(obj, dict) and _is_gitops_object(obj)]
+    git_urls = {
+        ((obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name")): str((obj.get("spec") or {}).get("url", ""))
+        for _, obj in found
+        if obj.get("kind") == "GitRepository" and str(obj.get("apiVersion", "")).startswith("source.toolkit.")
+    }
+    git_refs = {
+        ((obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name")):
+            json.dumps((obj.get("spec") or {}).get("ref") or {}, sort_keys=True) if (obj.get("spec") or {}).get("ref") else ""
+        for _, obj in found
+        if obj.get("kind") == "GitRepository" and str(obj.get("apiVersion", "")).startswith("source.toolkit.")
+    }
+    own_urls = _repo_urls(repo, git_urls)
+    if branch := _default_branch(repo):  # when no flux-system GitRepository is committed
+        git_refs[("", "")] = json.dumps({"branch": branch}, sort_keys=True)
+    for file, obj in found:
+        gitops_dirs.setdefault(file.parent, "flux" if "fluxcd" in str(obj.get("apiVersion")) else "argocd")
+        if _elsewhere(obj, own_urls, git_urls, git_refs):
+            continue
+        meta = obj.get("metadata") or {}
+        who = f"{_rel(file, repo)}: {obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}"
+        for mode, path, spec in _declared_paths(obj):
+            target = Path(os.path.normpath(repo / path))
+            declared.append(Entrypoint(target, _rel(target, repo), mode, who, spec))
     return declared, gitops_dirs
 
 

@@ -439,3 +439,14 @@ def rerender(repo: Path, changes: dict[str, Any], source: TemplateSource) -> Upd
         _run("update", source, tmp_bytes=_tree_bytes(repo), dst_path=str(repo), data=changes, vcs_ref=VcsRef.CURRENT, defaults=True, overwrite=True, skip_answered=True)
     return UpdateResult(version, version, _changed_paths(repo), _conflicts(repo))
 
+
+
+def render_at(answers: dict[str, Any], source: TemplateSource, version: str, destination: Path) -> list[str]:
+    """Render `answers` at template `version` into the empty or missing directory `destination`, offline
+    from the source's bundle (drift re-renders a repo's own answers at its recorded version; adopt
+    renders inferred answers at the current one). Returns the written paths, relative to destination."""
+    destination = destination.absolute()
+    check_destination(destination, force=False)
+    tag = version if version.startswith("v") else f"v{version}"
+    _run("copy", source, src_path=source.url, dst_path=str(destination), data=user_answers(answers), defaults=True, vcs_ref=tag)
+    return sorted(str(path.relative_to(destination)) for path in destination.rglob("*") if path.is_file())

@@ -272,12 +272,20 @@ def _checks(result: RenderResult, store: SchemaStore, cache: reuse.ValidateCache
     index_of = {id(data): n for n, data in enumerate(datas)}
     schema = []
     for data in datas:
-        found = store.validate(data)
+        found = store.validate(_as_applied(data))
         schema.append((found.status, found.source, [(e.path, e.message) for e in found.errors]))
     checked = reuse.Checked(schema, [(index_of[id(d)], v.check.id, v.detail) for d, v in policy.check_objects(datas)])
     if cache is not None and not result.error and all(status != "missing" for status, _, _ in schema):
         cache.put(key, "check", checked)
     return checked
+
+
+def _as_applied(data: dict) -> dict:
+    """The object as its controller applies it: kustomize-controller decrypts a SOPS file and drops its `sops`
+    metadata first."""
+    if isinstance(data.get("sops"), dict):
+        return {key: value for key, value in data.items() if key != "sops"}
+    return data
 
 
 def _schema(report: Report, checked: SchemaResult, obj: RenderedObject, deprecated: bool) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _load_all, argocd_sources
+from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _default_branch, _load_all, argocd_sources
 from .checks import Check, Violation
 from .policy import POD_SPEC_PATHS, skipped_checks
 
@@ -120,6 +120,17 @@ def check_references(results: list[RenderResult], repo: Path) -> ReferenceResult
         for o in r.objects
         if o.data.get("kind") == "GitRepository" and str(o.data.get("apiVersion", "")).startswith("source.toolkit.")
     }
+    # Each GitRepository's ref, keyed like git_urls; ("", "") is the branch Flux syncs this repository from.
+    git_refs = {
+        (_namespace(o.data), (o.data.get("metadata") or {}).get("name")):
+            json.dumps((o.data.get("spec") or {}).get("ref") or {}, sort_keys=True) if (o.data.get("spec") or {}).get("ref") else ""
+        for r in results
+        for o in r.objects
+        if o.data.get("kind") == "GitRepository" and str(o.data.get("apiVersion", "")).startswith("source.toolkit.")
+    }
+    if branch := _default_branch(repo):
+        git_refs[("", "")] = json.dumps({"branch": branch}, sort_keys=True)
+    git_urls = _RefUrls(git_urls, git_refs)
     handled: set[Path] = set()
     for i, result in enumerate(results):
         # The clusters (Flux/Argo CD roots) that apply this entrypoint; a plain kustomization nothing applies
@@ -385,6 +396,14 @@ def _own_urls(results: list[RenderResult], repo: Path) -> set[str]:
     return {_normal_url(u) for u in urls if u}
 
 
+class _RefUrls(dict):
+    """GitRepository URLs by (namespace, name), carrying their refs along."""
+
+    def __init__(self, urls: dict, refs: dict):
+        super().__init__(urls)
+        self.refs = refs
+
+
 def _is_external(data: dict, own_urls: set[str], git_urls: dict[tuple, str]) -> bool:
     """Whether a Flux Kustomization's or Argo CD Application's paths are in another repository (or artifact)."""
     spec, ns = data.get("spec") or {}, _namespace(data)
@@ -396,7 +415,14 @@ def _is_external(data: dict, own_urls: set[str], git_urls: dict[tuple, str]) -> 
         if kind != "GitRepository" or not own_urls:
             return False
         url = git_urls.get((ref_ns, name))
-        return url is not None and _normal_url(url) not in own_urls
+        if url is None:
+            return False
+        if _normal_url(url) not in own_urls:
+            return True
+        # This repository at another branch or tag (flux2-multi-tenancy's tenants) is another tree.
+        refs = getattr(git_urls, "refs", {})
+        own_ref, ref = refs.get(("flux-system", "flux-system")) or refs.get(("", "")), refs.get((ref_ns, name))
+        return bool(own_ref) and bool(ref) and ref != own_ref
     # Argo CD: a source names its repoURL.
     urls = {_normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(spec)}
     return bool(own_urls) and bool(urls) and urls.isdisjoint(own_urls)

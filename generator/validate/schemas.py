@@ -290,6 +290,10 @@ class SchemaStore:
         else:
             found = self._custom(group, version, kind)
         if found is None:
+            from .flux_operator import validator
+
+            found = validator(group, kind)
+        if found is None:
             where = [*self.locations, *(["the bundled schemas"] if self.bundled else []), "the repo's CRDs"]
             if self.catalog:
                 where.append(self.catalog)

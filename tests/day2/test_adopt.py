@@ -1,0 +1,136 @@
+"""adopt: answers inferred from a repo's structure, written so that the update path works on it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from generator.adopt import infer
+from generator.cli import app
+
+runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("isolated_user")
+FIXTURES = Path(__file__).parent / "fixtures"
+HELM_EXAMPLE = Path(__file__).parents[1] / "validate" / "fixtures" / "flux2-kustomize-helm-example"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def _commit(repo: Path, message: str) -> None:
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", message)
+
+
+def _new(tmp_path: Path, *data: str) -> Path:
+    repo = tmp_path / "acme-platform"
+    result = runner.invoke(app, ["new", str(repo), "--defaults", *(x for d in data for x in ("--data", d))])
+    assert result.exit_code == 0, result.output
+    return repo
+
+
+# Answers a repo does not show in its files; the round trip passes them like a person answering the questions.
+HIDDEN = ("verify=none", "cluster_flavor=managed")
+
+
+@pytest.mark.parametrize("data", [("secrets=sops", "ci=gitlab"), ("engine=argocd",)], ids=["flux-sops-gitlab", "argocd"])
+def test_lost_answers_file_is_recovered(tmp_path, data):
+    repo = _new(tmp_path, *data)
+    recorded = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    (repo / ".copier-answers.yml").unlink()
+    _commit(repo, "answers file lost")
+
+    shown = runner.invoke(app, ["adopt", str(repo), "--json", *(x for d in HIDDEN for x in ("--data", d))])
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["answers"] == {k: v for k, v in recorded.items() if not k.startswith("_")}
+    assert report["add"] == [] and report["differ"] == [] and report["questions"] == []
+    assert not (repo / ".copier-answers.yml").exists()  # without --write nothing is written
+
+    written = runner.invoke(app, ["adopt", str(repo), "--write", *(x for d in HIDDEN for x in ("--data", d))])
+    assert written.exit_code == 0, written.output
+    assert yaml.safe_load((repo / ".copier-answers.yml").read_text()) == recorded
+    assert _git(repo, "status", "--porcelain") == "?? .copier-answers.yml\n"  # nothing committed by adopt
+
+
+def test_hand_edited_repo_adopts_then_updates_and_adds(tmp_path):
+    repo = _new(tmp_path)
+    (repo / ".copier-answers.yml").unlink()
+    readme = repo / "README.md"
+    readme.write_text(readme.read_text() + "\nOur on-call rota: see the wiki.\n")
+    (repo / ".yamllint").unlink()
+    _commit(repo, "hand edits, answers file lost")
+
+    result = runner.invoke(app, ["adopt", str(repo), "--write", "--defaults", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["differ"] == ["README.md"] and report["add"] == [".yamllint"]
+    assert "Our on-call rota" in readme.read_text()  # a user file is never overwritten
+    _commit(repo, "adopt")
+
+    assert runner.invoke(app, ["check-update", str(repo)]).exit_code == 0
+    update = runner.invoke(app, ["update", str(repo)])
+    assert update.exit_code == 0, update.output
+    added = runner.invoke(app, ["add", "app", "web", "--team", "dev-team", "--image", "ghcr.io/acme/web:1.0.0", "--port", "8080", "-C", str(repo)])
+    assert added.exit_code == 0, added.output
+    assert (repo / "apps/base/web/deployment.yaml").is_file() and "Our on-call rota" in readme.read_text()
+    _commit(repo, "add web")
+    assert runner.invoke(app, ["remove", "app", "web", "-C", str(repo)]).exit_code == 0
+    assert not (repo / "apps/base/web").exists()
+
+
+def test_write_refuses_a_repo_that_has_answers(tmp_path):
+    repo = _new(tmp_path)
+    result = runner.invoke(app, ["adopt", str(repo), "--write", "--defaults"])
+    assert result.exit_code == 2 and "already has .copier-answers.yml" in result.output
+
+
+def test_helm_example_layout(tmp_path):
+    inferred = infer(HELM_EXAMPLE)
+    assert inferred.answers["engine"] == "flux"
+    assert inferred.answers["environments"] == ["staging", "production"]
+    assert inferred.answers["clusters"] == [{"name": "staging", "environment": "staging"}, {"name": "production", "environment": "production"}]
+    assert inferred.answers["git_url"] == "ssh://git@github.com/fluxcd/flux2-kustomize-helm-example"
+    asked = {q.name: q.why for q in inferred.questions}
+    # A HelmRelease names neither image nor port, and there are no tenants: asked, not guessed.
+    assert "image, port, team" in asked["apps"] and "teams" in asked
+    refused = runner.invoke(app, ["adopt", str(HELM_EXAMPLE)])
+    assert refused.exit_code == 2 and "not inferable" in refused.output
+
+    repo = tmp_path / "example"
+    shutil.copytree(HELM_EXAMPLE, repo)
+    result = runner.invoke(app, ["adopt", str(repo), "--defaults", "--data", "teams=[{name: web, groups: [web-devs]}]", "--write", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert "apps/staging/kustomization.yaml" in report["differ"] and "clusters/staging/tenants.yaml" in report["add"]
+    assert "apps/base/podinfo/release.yaml" in report["unknown"]
+    assert (HELM_EXAMPLE / "apps/staging/kustomization.yaml").read_text() == (repo / "apps/staging/kustomization.yaml").read_text()
+    assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["_src_path"] == "https://github.com/gitops-forge/gitops-forge.git"
+
+
+def test_multi_tenancy_layout():
+    inferred = infer(FIXTURES / "flux2-multi-tenancy")
+    assert inferred.answers["environments"] == ["staging", "production"]
+    assert inferred.answers["clusters"] == [{"name": "staging", "environment": "staging"}, {"name": "production", "environment": "production"}]
+    assert inferred.answers["teams"] == [{"name": "dev-team", "groups": []}]
+    assert inferred.answers["apps"] == []
+    # The tenant's RoleBinding names a User and a ServiceAccount, no identity-provider group.
+    assert "dev-team" in next(q.why for q in inferred.questions if q.name == "teams")
+
+
+def test_argocd_app_of_apps_layout():
+    inferred = infer(FIXTURES / "argocd-app-of-apps")
+    assert inferred.answers["engine"] == "argocd"
+    assert (inferred.answers["git_url"], inferred.answers["default_branch"]) == ("https://github.com/example/deploy.git", "main")
+    assert inferred.answers["environments"] == ["staging", "prod"]
+    assert inferred.answers["clusters"] == [{"name": "stg-eu", "environment": "staging"}, {"name": "prod-eu", "environment": "prod"}]
+    assert inferred.answers["apps"] == [{"name": "guestbook", "image": "ghcr.io/example/guestbook:0.1.0", "port": 8080}]
+    asked = {q.name for q in inferred.questions}
+    assert {"teams", "apps", "secrets", "monitoring", "ci"} <= asked
