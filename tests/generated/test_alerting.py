@@ -64,7 +64,8 @@ SOPS_VARIANTS = {
     # An environment without a cluster has no key: its files must match no rule rather than a shared one.
     "sops-env-without-cluster": {"secrets": "sops", "clusters": [{"name": "dev", "environment": "dev"}, {"name": "prod", "environment": "prod"}]},
 }
-PLATFORM_TARGETS = {"flux": "flux-system", "argocd": "argocd"}
+# Where each platform component runs (its monitors sit there): the GitOps engine, and the Sealed Secrets controller.
+PLATFORM_TARGETS = {"flux": "flux-system", "argocd": "argocd", "sealed-secrets": "kube-system"}
 # The chart places its own monitors next to their targets when namespace selectors are ignored.
 CHART_NAMESPACES = {"monitoring", "monitoring-node-exporter", "kube-system", "default"}
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")

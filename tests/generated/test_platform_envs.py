@@ -100,7 +100,29 @@ def test_every_chart_is_pinned_in_every_environment(repo):
             assert value == [versions[patch["target"]["name"]]], patch
         if base is not None:
             assert versions == base  # a new repository starts every environment at the same versions
-    assert "metrics-server" in pinned and ("kube-prometheus-stack" in pinned) == answers["monitoring"]
+    # With Flux, kube-prometheus-stack is an OCI chart with a Kustomization of its own, pinned beside (below).
+    flux = answers["engine"] == "flux"
+    assert "metrics-server" in pinned and ("kube-prometheus-stack" in pinned) == (answers["monitoring"] and not flux)
+
+
+def test_flux_pins_kube_prometheus_stack_in_every_environment(repo):
+    path, answers = repo
+    overlays = sorted(p.parent.parent.name for p in path.glob("infrastructure/environments/*/monitoring/kustomization.yaml"))
+    if answers["engine"] != "flux" or not answers["monitoring"]:
+        assert overlays == []
+        return
+    assert overlays == sorted(answers["environments"])
+    builds = rendered(path)
+    base = chart_versions(docs(path / "infrastructure/controllers/kube-prometheus-stack/ocirepository.yaml"))
+    for env in answers["environments"]:
+        kustomization = yaml.safe_load((path / "infrastructure/environments" / env / "monitoring/kustomization.yaml").read_text())
+        assert kustomization["resources"] == ["../../../controllers/kube-prometheus-stack"]
+        assert [p["target"] for p in kustomization["patches"]] == [{"kind": "OCIRepository", "name": "kube-prometheus-stack"}]
+        assert chart_versions(builds[f"infrastructure/environments/{env}/monitoring"]) == base
+    for cluster in answers["clusters"]:
+        docs_ = docs(path / "clusters" / cluster["name"] / "infrastructure.yaml")
+        (monitoring,) = [d for d in docs_ if d["metadata"]["name"] == "monitoring-controllers"]
+        assert monitoring["spec"]["path"] == f"./infrastructure/environments/{cluster['environment']}/monitoring"
 
 
 def test_a_chart_bump_in_dev_changes_only_the_dev_clusters(repo, tmp_path):
