@@ -274,7 +274,7 @@ def test_renovate_sees_every_version_of_the_flux_installation(variant, tmp_path_
     generated = generate(tmp_path_factory, OPERATOR[variant])
     renovate = json.loads((generated.repo / "renovate.json").read_text())
     flux_files = [js_regex(p.strip("/")) for p in renovate["flux"]["managerFilePatterns"]]
-    (manager,) = renovate["customManagers"]
+    (manager,) = [m for m in renovate["customManagers"] if m.get("depNameTemplate") == "fluxcd/flux2"]
     for cluster in generated.answers["clusters"]:
         directory = f"clusters/{cluster['name']}/flux-system"
         # The operator's chart: the flux manager reads OCIRepository tags in any YAML file.

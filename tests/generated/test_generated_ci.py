@@ -131,7 +131,7 @@ def test_actions_are_pinned_by_commit_with_their_release(tmp_path_factory):
     assert len(uses) >= 8
     for ref in uses:  # a tag can be moved; a commit cannot
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), f"{ref} is not pinned to a commit"
-    lines = [line for name in ("validate.yaml", "template-update.yaml")
+    lines = [line for name in ("validate.yaml", "template-update.yaml", "diff.yaml", "promote.yaml")
              for line in (repo / ".github/workflows" / name).read_text().splitlines() if "uses:" in line]
     assert len(lines) == len(uses)
     for line in lines:  # the release each commit is, for people and Renovate
