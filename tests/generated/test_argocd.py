@@ -19,8 +19,9 @@ IN_CLUSTER = "https://kubernetes.default.svc"
 ARGOCD = sorted(name for name, answers in VARIANTS.items() if answers.get("engine") == "argocd")
 # Applications whose deletion must not cascade: the root (it would take the whole cluster with it), Argo CD
 # itself, Sealed Secrets (its CRD's deletion deletes every SealedSecret and the Secrets they own) and
-# kube-prometheus-stack (its CRDs' deletion deletes every team's ServiceMonitor and PrometheusRule).
-NO_FINALIZER = {"root", "argo-cd", "sealed-secrets", "kube-prometheus-stack"}
+# kube-prometheus-stack (its CRDs' deletion deletes every team's ServiceMonitor and PrometheusRule), and
+# metrics-server like every platform chart (removing it from Git must not uninstall it by surprise).
+NO_FINALIZER = {"root", "argo-cd", "sealed-secrets", "kube-prometheus-stack", "metrics-server"}
 
 
 @pytest.fixture(scope="module", params=ARGOCD)
