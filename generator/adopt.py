@@ -45,6 +45,7 @@ class Inference:
     answers: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)
     questions: list[Question] = field(default_factory=list)
+    not_read: set[str] = field(default_factory=set)  # the other engine's answers: neither asked nor recorded
 
     def infer(self, name: str, value: Any, evidence: str) -> None:
         self.answers[name] = value
@@ -136,9 +137,10 @@ def infer(repo: Path) -> Inference:
     _teams(repo, docs, out)
     _apps(repo, docs, out)
     _options(repo, docs, out)
+    _engine_options(repo, docs, out)
     # Every other question of the template (those added later too) is asked, never guessed silently.
     for name, spec in questions_model.load().items():
-        if name not in out.answers:
+        if name not in out.answers and name not in out.not_read:
             out.ask(name, "not visible in the repo's structure")
     return out
 
@@ -393,6 +395,37 @@ def _options(repo: Path, docs: list[_Doc], out: Inference) -> None:
                 out.infer("verify", provider, f"spec.verify of GitRepository {_meta(d, 'name')} in {d.file}")
 
 
+def _engine_options(repo: Path, docs: list[_Doc], out: Inference) -> None:
+    """Answers that only one engine reads: inferred where the repo shows them, and the other engine's answers are
+    not asked at all (the template neither asks nor records them)."""
+    engine = out.answers.get("engine")
+    if engine == "flux":
+        if operator := sorted(repo.glob("clusters/*/flux-system/flux-instance.yaml")):
+            out.infer("flux_install", "operator", f"a FluxInstance in {operator[0].relative_to(repo).as_posix()}")
+        elif bootstrap := sorted(repo.glob("clusters/*/flux-system/gotk-components.yaml")):
+            out.infer("flux_install", "bootstrap", f"flux bootstrap's {bootstrap[0].relative_to(repo).as_posix()}")
+        policy = repo / "infrastructure/configs/tenancy/validatingadmissionpolicy-tenant-sources.yaml"
+        git_url = out.answers.get("git_url")
+        if policy.exists() and git_url:
+            allowed = re.findall(r"'([^']+)'", policy.read_text(encoding="utf-8", errors="replace").split("validations:")[0])
+            out.infer("tenant_source_allowlist", [url for url in allowed if url != git_url],
+                      f"the allowed URLs of {policy.relative_to(repo).as_posix()}")
+        elif not policy.exists():
+            out.infer("tenant_source_allowlist", [], "no tenant source policy: this repository only")
+    if engine == "argocd":
+        for d in docs:
+            match = re.search(r"domain: argocd\.[a-z0-9-]+\.([a-z0-9.-]*[a-z0-9])", yaml.safe_dump(d.data)) if _kind(d, "Application", "argoproj.io/") else None
+            if match and _meta(d, "name") == "infra-controllers":
+                out.infer("argocd_domain", match.group(1), f"global.domain of infra-controllers in {d.file}")
+                break
+        values = repo / "infrastructure/controllers/argo-cd/values.yaml"
+        if values.exists():
+            ha = "redis-ha:" in values.read_text(encoding="utf-8", errors="replace")
+            out.infer("argocd_ha", ha, f"{'redis-ha' if ha else 'no redis-ha'} in {values.relative_to(repo).as_posix()}")
+    not_read = answers_model.ARGOCD_ONLY if engine == "flux" else {"flux_install", "tenant_source_allowlist"} if engine == "argocd" else set()
+    out.not_read = set(not_read)
+
+
 def complete(inference: Inference, given: dict[str, Any], *, use_defaults: bool) -> dict[str, Any]:
     """Inferred answers, overridden by `given`; unanswered questions fail unless `use_defaults`."""
     specs = questions_model.load()
@@ -410,7 +443,8 @@ def complete(inference: Inference, given: dict[str, Any], *, use_defaults: bool)
     if use_defaults:
         _fill_items(answers, specs)
     answers = {k: v for k, v in answers.items() if k in specs}
-    return answers_model.validate(questions_model.complete(answers, specs, check=answers_model.check_field))
+    completed = answers_model.validate(questions_model.complete(answers, specs, check=answers_model.check_field))
+    return {k: v for k, v in completed.items() if k not in inference.not_read}
 
 
 def _complete_value(value: Any) -> bool:

@@ -322,7 +322,7 @@ for _id, _title, _words, _fix in (
 @check("AU601", "ci", "CI validates the manifests", 3, "Run `gitops-forge validate` (or kustomize build + kubeconform) on every pull request.")
 def _ci(repo: _Repo):
     ci = [f for f in repo.files if f.startswith(".github/workflows/") or f in (".gitlab-ci.yml", ".circleci/config.yml")]
-    validating = [f for f in ci if re.search(r"validate|kubeconform|kustomize build|flux build", (repo.root / f).read_text(errors="replace"))]
+    validating = [f for f in ci if re.search(r"gitops-forge validate|kubeconform|kustomize build|kubectl kustomize|flux build", (repo.root / f).read_text(errors="replace"))]
     return bool(validating), validating or (ci[:3] and [f"{f}: does not validate manifests" for f in ci[:3]]) or ["no CI configuration"]
 
 

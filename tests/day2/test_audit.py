@@ -51,7 +51,7 @@ PLAINTEXT = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:
 BREAK = {
     "AU101": lambda r: _edit(r / "apps/base/podinfo/kustomization.yaml", "  - pdb.yaml\n", "  - pdb.yaml\n  - missing.yaml\n"),
     "AU102": lambda r: [shutil.rmtree(p) for p in [r / "apps/base"]] and None or _edit_overlays(r),
-    "AU103": lambda r: [p.write_text(re.sub(r"  dependsOn:\n(    - .*\n(      .*\n)?)+", "", p.read_text()))
+    "AU103": lambda r: [p.write_text(re.sub(r"  dependsOn:\n(    (- |# ).*\n(      .*\n)*)+", "", p.read_text()))
                         for p in sorted(r.rglob("*.yaml")) if "  dependsOn:" in p.read_text()],
     "AU201": lambda r: _edit(r / "apps/base/podinfo/deployment.yaml", "runAsNonRoot: true", "runAsNonRoot: false", count=-1),
     "AU202": lambda r: _edit(r / "tenants/base/dev-team/namespace.yaml", "    pod-security.kubernetes.io/enforce: restricted\n", ""),
