@@ -39,10 +39,12 @@ def repo(make_repo, good_deployment):
 
 @pytest.fixture
 def schemas(tmp_path, schema_locations) -> list[str]:
-    """A copy of the CRD schemas that a test may edit."""
+    """A copy of the bundled CRD schemas that a test may edit (a --schema-location wins over the bundle)."""
+    from generator.validate.schemas import BUNDLED_SCHEMAS
+
     copy = tmp_path / "schemas"
-    shutil.copytree(schema_locations[0], copy)
-    return [str(copy)]
+    shutil.copytree(BUNDLED_SCHEMAS, copy)
+    return [str(copy), *schema_locations]
 
 
 def run(repo: Path, schemas: list[str], cache: ValidateCache | None):

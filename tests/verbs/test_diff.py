@@ -91,14 +91,20 @@ def plant(repo, name: str, token: str, password: str) -> None:
     """A Secret in the staging overlay (listed in its kustomization)."""
     encoded = base64.b64encode(token.encode()).decode()
     (repo / f"apps/staging/{APP}/{name}.yaml").write_text(SECRET.format(name=name, token=encoded, password=password))
+    list_in_overlay(repo, f"{name}.yaml")
+
+
+def list_in_overlay(repo, file: str) -> None:
+    """Add a file to the staging overlay's resources, as the seal script does once a secret is real."""
     kustomization = repo / overlay("staging")
     text = kustomization.read_text()
-    if f"- {name}.yaml" not in text:
-        kustomization.write_text(text.replace("  - sealedsecret.yaml\n", f"  - sealedsecret.yaml\n  - {name}.yaml\n", 1))
+    if f"- {file}\n" not in text:
+        kustomization.write_text(text.replace("resources:\n", f"resources:\n  - {file}\n", 1))
 
 
 def test_secret_values_never_appear_in_any_output(repo):
     plant(repo, "planted", "token-before-1f3a", "password-before-9c2e")
+    list_in_overlay(repo, "sealedsecret.yaml")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "planted secret")
     plant(repo, "planted", "token-after-77b1", "password-after-5d0c")
