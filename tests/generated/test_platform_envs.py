@@ -148,11 +148,12 @@ def test_renovate_proposes_chart_versions_in_the_first_environment_only(repo):
     path, answers = repo
     config = json.loads((path / "renovate.json").read_text())
     first = answers["environments"][0]
-    (manager,) = config["customManagers"]
+    (manager,) = [m for m in config["customManagers"] if "infrastructure/environments" in " ".join(m["managerFilePatterns"])]
     patterns = [re.compile(p.strip("/")) for p in manager["managerFilePatterns"]]
     for env in answers["environments"]:
-        file = f"infrastructure/environments/{env}/controllers/kustomization.yaml"
-        assert any(p.search(file) for p in patterns) == (env == first), env
+        for layer in ("controllers", "monitoring"):  # monitoring: kube-prometheus-stack with Flux
+            file = f"infrastructure/environments/{env}/{layer}/kustomization.yaml"
+            assert any(p.search(file) for p in patterns) == (env == first), env
     # Renovate's regex groups, in Python's spelling: every pinned chart is found, with its registry and version.
     (match_string,) = manager["matchStrings"]
     regex = re.compile(match_string.replace("(?<", "(?P<"))
