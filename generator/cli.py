@@ -312,18 +312,19 @@ def promote(
     source: Annotated[str, typer.Option("--from", metavar="ENV", help="Environment whose released version is promoted.")] = ...,
     target: Annotated[Optional[str], typer.Option("--to", metavar="ENV", help="Environment to promote to (default: the next one).")] = None,
     all_apps: Annotated[bool, typer.Option("--all", help="Every app of the --from environment.")] = False,
+    charts: Annotated[Optional[list[str]], typer.Option("--chart", metavar="NAME", help="Promote this platform chart's version instead (repeatable).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; touch nothing.")] = False,
     commit: Annotated[bool, typer.Option("--commit", help="Commit the changed overlays with a conventional message.")] = False,
     allow_backwards: Annotated[bool, typer.Option("--allow-backwards", help="Allow promoting to an earlier environment (a rollback).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     path: RepoOption = Path("."),
 ) -> None:
-    """Promote apps' released version (image tag and digest) from one environment's overlay to the next."""
+    """Promote apps' released version (image tag and digest), or a platform chart's version, from one environment's overlay to the next."""
     from .promote import PromoteError
     from .promote import promote as run
 
     try:
-        result = run(path, list(apps or []), source=source, target=target, all_apps=all_apps,
+        result = run(path, list(apps or []), source=source, target=target, all_apps=all_apps, charts=charts,
                      allow_backwards=allow_backwards, dry_run=dry_run, commit=commit)
     except PromoteError as error:
         raise _fail(str(error)) from None
@@ -337,9 +338,15 @@ def promote(
             typer.echo(f"  {image.image}: {_version_text(image.before)} → {_version_text(image.after)}")
     for app in result.unchanged:
         typer.echo(f"{app.app}: {result.target} is already at {app.version}; nothing changed.")
+    for chart in result.charts:
+        if chart.changed:
+            typer.echo(f"{verb} chart {chart.chart} {chart.version} from {result.source} to {result.target}: "
+                       f"{chart.file} ({chart.before} → {chart.version})")
+        else:
+            typer.echo(f"Chart {chart.chart}: {result.target} is already at {chart.version}; nothing changed.")
     if result.commit:
         typer.echo(f"Committed {result.commit[:12]}.")
-    elif result.changed and not dry_run:
+    elif (result.changed or any(c.changed for c in result.charts)) and not dry_run:
         typer.echo("Review with git diff, then commit (or run with --commit).")
 
 

@@ -54,6 +54,7 @@ class PromoteResult:
     apps: list[AppPromotion]
     dry_run: bool = False
     commit: str | None = None  # the commit made with --commit
+    charts: list[ChartPromotion] = field(default_factory=list)
 
     @property
     def changed(self) -> list[AppPromotion]:
@@ -64,7 +65,7 @@ class PromoteResult:
         return [a for a in self.apps if not a.changed]
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "from": self.source,
             "to": self.target,
             "dry_run": self.dry_run,
@@ -72,6 +73,22 @@ class PromoteResult:
             "changed": [{**asdict(a), "images": [asdict(i) for i in a.images]} for a in self.changed],
             "already": [{"app": a.app, "file": a.file, "version": a.version} for a in self.unchanged],
         }
+        if self.charts:
+            data["charts"] = {"changed": [asdict(c) for c in self.charts if c.changed],
+                              "already": [asdict(c) for c in self.charts if not c.changed]}
+        return data
+
+
+@dataclass
+class ChartPromotion:
+    chart: str  # the patch target's name, e.g. "sealed-secrets"
+    file: str  # repo-relative target overlay (infrastructure/environments/<env>/<layer>/kustomization.yaml)
+    version: str  # what the source runs
+    before: str  # what the target ran
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.version
 
 
 def overlay(env: str, app: str) -> str:
@@ -85,12 +102,14 @@ def promote(
     source: str,
     target: str | None = None,
     all_apps: bool = False,
+    charts: list[str] | None = None,
     allow_backwards: bool = False,
     dry_run: bool = False,
     commit: bool = False,
 ) -> PromoteResult:
     """Copy the released version of ``apps`` (or every app of ``source`` with ``all_apps``) from the
-    ``source`` environment's overlays to ``target``'s (default: the next environment). Raises PromoteError."""
+    ``source`` environment's overlays to ``target``'s (default: the next environment); with ``charts``, the
+    version of those platform charts instead. Raises PromoteError."""
     repo = repo.resolve()
     environments = _environments(repo)
     if source not in environments:
@@ -108,6 +127,12 @@ def promote(
     if environments.index(target) < position and not allow_backwards:
         raise PromoteError(f"{target!r} comes before {source!r} in the promotion order "
                            f"({' → '.join(environments)}); pass --allow-backwards to roll it back on purpose.")
+
+    if charts:
+        if apps or all_apps:
+            raise PromoteError("Promote apps or --chart, not both in one run.")
+        return _promote_charts(repo, list(dict.fromkeys(charts)), source, target,
+                               dry_run=dry_run, commit=commit)
 
     available = _apps_of(repo, source)
     if all_apps:
@@ -154,7 +179,8 @@ def promote(
 
 def commit_message(result: PromoteResult) -> str:
     """Conventional commit: `chore(promote): podinfo 6.7.2 from dev to staging`."""
-    what = ", ".join(f"{a.app} {a.version}" for a in result.changed)
+    what = ", ".join([f"{a.app} {a.version}" for a in result.changed]
+                     + [f"{c.chart} chart {c.version}" for c in result.charts if c.changed])
     return f"chore(promote): {what} from {result.source} to {result.target}"
 
 
@@ -310,6 +336,104 @@ def _apply(text: str, edits: list[_Edit]) -> str:
     for edit in sorted(edits, key=lambda e: e.start, reverse=True):
         text = text[: edit.start] + edit.replacement + text[edit.end :]
     return text
+
+
+# --- platform charts ---------------------------------------------------------------------------------
+# infrastructure/environments/<env>/<layer>/kustomization.yaml pins each chart with one JSON patch whose
+# target is the chart's HelmRelease/OCIRepository (Flux) or Application (Argo CD) and whose `op: replace`
+# carries the version. The patch is a block scalar (`patch: |-`): its lines are file lines, so the value
+# is found from ruamel's position of the block and rewritten on that one line.
+
+
+def _chart_overlays(repo: Path, env: str) -> list[str]:
+    directory = repo / "infrastructure" / "environments" / env
+    if not directory.is_dir():
+        return []
+    return sorted(p.relative_to(repo).as_posix() for p in directory.glob("*/kustomization.yaml"))
+
+
+@dataclass
+class _ChartPin:
+    file: str
+    version: str
+    line: int  # 0-based file line of the `value:` line
+    lines: list[str] = field(repr=False, default_factory=list)
+
+
+def _chart_pins(repo: Path, env: str) -> dict[str, _ChartPin]:
+    pins: dict[str, _ChartPin] = {}
+    for rel in _chart_overlays(repo, env):
+        path = repo / rel
+        text = path.read_bytes().decode("utf-8")
+        data = _load(path, text)
+        patches = data.get("patches") if isinstance(data, dict) else None
+        lines = re.findall(r"[^\n]*\n|[^\n]+$", text)
+        for entry in patches or []:
+            if not isinstance(entry, dict) or not isinstance(entry.get("patch"), str):
+                continue
+            target = entry.get("target")
+            name = target.get("name") if isinstance(target, dict) else None
+            if not name:
+                continue
+            try:
+                ops = yaml.safe_load(entry["patch"])
+            except yaml.YAMLError:
+                continue
+            replaces = [op for op in ops or [] if isinstance(op, dict) and op.get("op") == "replace"] \
+                if isinstance(ops, list) else []
+            if len(replaces) != 1 or not isinstance(replaces[0].get("value"), str):
+                continue
+            line_no, col = entry.lc.value("patch")
+            if lines[line_no][col:col + 1] != "|":
+                raise PromoteError(f"The patch of {name!r} in {rel} is not a `|` block; write it as `patch: |-`.")
+            block = entry["patch"].split("\n")
+            replace_at = next(i for i, line in enumerate(block) if re.match(r"\s*-\s*op:\s*['\"]?replace\b", line))
+            value_at = next((i for i in range(replace_at, len(block))
+                             if re.match(r"\s*(-\s*)?value:", block[i])), None)
+            if value_at is None:
+                continue
+            pins[str(name)] = _ChartPin(rel, replaces[0]["value"], line_no + 1 + value_at, lines)
+    return pins
+
+
+def _promote_charts(repo: Path, charts: list[str], source: str, target: str,
+                    *, dry_run: bool, commit: bool) -> PromoteResult:
+    source_pins, target_pins = _chart_pins(repo, source), _chart_pins(repo, target)
+    for chart in charts:
+        if chart not in source_pins:
+            known = ", ".join(sorted(source_pins)) or "none"
+            raise PromoteError(f"Unknown chart {chart!r} in {source!r}; its charts are {known}.")
+        if chart not in target_pins:
+            raise PromoteError(f"Chart {chart!r} has no version patch in {target!r} "
+                               f"(infrastructure/environments/{target}/); add one like {source!r}'s first.")
+    git = _is_git(repo)
+    if commit and not git:
+        raise PromoteError(f"{repo} is not a git repository, so --commit cannot commit; promote without it.")
+    files = list(dict.fromkeys(target_pins[c].file for c in charts))
+    if git and (dirty := _dirty(repo, files)):
+        raise PromoteError(f"{', '.join(dirty)} has uncommitted changes; commit or stash them first.")
+
+    result = PromoteResult(source, target, [], dry_run=dry_run)
+    edits: dict[str, list[_Edit]] = {}
+    for chart in charts:
+        pin, version = target_pins[chart], source_pins[chart].version
+        result.charts.append(ChartPromotion(chart, pin.file, version, pin.version))
+        if version == pin.version:
+            continue
+        offsets = _line_offsets("".join(pin.lines))
+        line = pin.lines[pin.line]
+        col = re.match(r"\s*(-\s*)?value:\s*", line).end()
+        end = _scalar_end(line, col)
+        start = offsets[pin.line]
+        edits.setdefault(pin.file, []).append(_Edit(start + col, start + end, _styled(version, line[col:end])))
+    if dry_run or not edits:
+        return result
+    for name, file_edits in edits.items():
+        text = (repo / name).read_bytes().decode("utf-8")
+        (repo / name).write_bytes(_apply(text, file_edits).encode("utf-8"))
+    if commit:
+        result.commit = _commit(repo, list(edits), commit_message(result))
+    return result
 
 
 # --- git ---------------------------------------------------------------------------------------------
