@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _default_branch, _load_all, argocd_sources
+from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _default_branch, _load_all, argocd_sources, normal_url
 from .checks import Check, Violation
 from .policy import POD_SPEC_PATHS, skipped_checks
 
@@ -363,18 +362,6 @@ def _scopes(results: list[RenderResult], repo: Path) -> list[tuple[int, set[int]
 # --- paths -------------------------------------------------------------------------------------------
 
 
-def _normal_url(url: str) -> str:
-    """host/path of a Git URL, whatever its form (https, ssh://, scp-like), without .git."""
-    url = url.strip().lower()
-    if m := re.match(r"^[\w.-]+@([\w.-]+):(?!//)(.*)$", url):  # git@host:org/repo
-        host, path = m.groups()
-    else:
-        rest = re.sub(r"^[a-z+]+://", "", url)
-        host, _, path = rest.partition("/")
-        host = host.rpartition("@")[2].split(":")[0]
-    return f"{host}/{path.strip('/').removesuffix('.git')}"
-
-
 def _own_urls(results: list[RenderResult], repo: Path) -> set[str]:
     """The URLs this repository is known by: its Git remotes, the answers file of a generated repo, and the
     GitRepository that `flux bootstrap` created, when committed."""
@@ -393,7 +380,7 @@ def _own_urls(results: list[RenderResult], repo: Path) -> set[str]:
         urls.update(line.split()[1] for line in remotes.stdout.splitlines() if len(line.split()) >= 2)
     except (OSError, subprocess.SubprocessError):
         pass
-    return {_normal_url(u) for u in urls if u}
+    return {normal_url(u) for u in urls if u}
 
 
 class _RefUrls(dict):
@@ -417,14 +404,14 @@ def _is_external(data: dict, own_urls: set[str], git_urls: dict[tuple, str]) -> 
         url = git_urls.get((ref_ns, name))
         if url is None:
             return False
-        if _normal_url(url) not in own_urls:
+        if normal_url(url) not in own_urls:
             return True
         # This repository at another branch or tag (flux2-multi-tenancy's tenants) is another tree.
         refs = getattr(git_urls, "refs", {})
         own_ref, ref = refs.get(("flux-system", "flux-system")) or refs.get(("", "")), refs.get((ref_ns, name))
         return bool(own_ref) and bool(ref) and ref != own_ref
     # Argo CD: a source names its repoURL.
-    urls = {_normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(spec)}
+    urls = {normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(spec)}
     return bool(own_urls) and bool(urls) and urls.isdisjoint(own_urls)
 
 
