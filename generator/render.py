@@ -28,7 +28,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -340,16 +340,14 @@ def normal_url(url: str) -> str:
     return f"{host}/{path.strip('/').removesuffix('.git')}"
 
 
-def _repo_urls(repo: Path, git_urls: dict[tuple, str]) -> set[str]:
+def repo_urls(repo: Path, bootstrap_urls: Iterable[str] = ()) -> set[str]:
     """The URLs this repository is known by: the GitRepository `flux bootstrap` created (when committed), the
-    answers file of a generated repo, and its Git remotes."""
-    urls = {git_urls.get(("flux-system", "flux-system"), "")}
-    try:
-        answers = yaml.safe_load((repo / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
-        if isinstance(answers, dict) and answers.get("git_url"):
-            urls.add(str(answers["git_url"]))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        pass
+    answers file of a generated repo, and its Git remotes; normalised by normal_url."""
+    urls = set(bootstrap_urls)
+    docs = _load_all(repo / ".copier-answers.yml")  # the C parser and validate's parse cache: large with many apps
+    answers = docs[0] if docs else {}
+    if isinstance(answers, dict) and answers.get("git_url"):
+        urls.add(str(answers["git_url"]))
     try:
         remotes = subprocess.run(["git", "-C", str(repo), "remote", "-v"], capture_output=True, text=True, timeout=10)
         urls.update(line.split()[1] for line in remotes.stdout.splitlines() if len(line.split()) >= 2)
@@ -427,7 +425,7 @@ def _gitops_objects(manifests: list[Path], repo: Path) -> tuple[list[Entrypoint]
         for _, obj in found
         if obj.get("kind") == "GitRepository" and str(obj.get("apiVersion", "")).startswith("source.toolkit.")
     }
-    own_urls = _repo_urls(repo, git_urls)
+    own_urls = repo_urls(repo, [git_urls.get(("flux-system", "flux-system"), "")])
     if branch := _default_branch(repo):  # when no flux-system GitRepository is committed
         git_refs[("", "")] = json.dumps({"branch": branch}, sort_keys=True)
     for file, obj in found:

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _default_branch, _load_all, argocd_sources, normal_url
+from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _default_branch, argocd_sources, normal_url, repo_urls
 from .checks import Check, Violation
 from .policy import POD_SPEC_PATHS, skipped_checks
 
@@ -363,24 +362,11 @@ def _scopes(results: list[RenderResult], repo: Path) -> list[tuple[int, set[int]
 
 
 def _own_urls(results: list[RenderResult], repo: Path) -> set[str]:
-    """The URLs this repository is known by: its Git remotes, the answers file of a generated repo, and the
-    GitRepository that `flux bootstrap` created, when committed."""
-    urls = set()
-    for r in results:
-        for obj in r.objects:
-            d = obj.data
-            if d.get("kind") == "GitRepository" and (d.get("metadata") or {}).get("name") == "flux-system":
-                urls.add(str((d.get("spec") or {}).get("url", "")))
-    docs = _load_all(repo / ".copier-answers.yml")  # C parser, and validate's parse cache: large with many apps
-    answers = docs[0] if docs else {}
-    if isinstance(answers, dict) and answers.get("git_url"):
-        urls.add(str(answers["git_url"]))
-    try:
-        remotes = subprocess.run(["git", "-C", str(repo), "remote", "-v"], capture_output=True, text=True, timeout=10)
-        urls.update(line.split()[1] for line in remotes.stdout.splitlines() if len(line.split()) >= 2)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {normal_url(u) for u in urls if u}
+    """The URLs this repository is known by (render.repo_urls), with the GitRepository that `flux bootstrap`
+    created read from the rendered objects."""
+    bootstrap = [str((o.data.get("spec") or {}).get("url", "")) for r in results for o in r.objects
+                 if o.data.get("kind") == "GitRepository" and (o.data.get("metadata") or {}).get("name") == "flux-system"]
+    return repo_urls(repo, bootstrap)
 
 
 class _RefUrls(dict):
