@@ -61,3 +61,21 @@ def repo(engine, tmp_path_factory, tmp_path, isolated_user) -> Path:
     git(target, "add", "-A")
     git(target, "commit", "-qm", "Generate repository with gitops-forge")
     return target
+
+
+def promote(repo: Path, *args: str):
+    from typer.testing import CliRunner
+
+    from generator.cli import app
+
+    return CliRunner().invoke(app, ["promote", *args, "--path", str(repo)])
+
+
+def assert_refused(repo: Path, args: list[str], message: str) -> None:
+    """`promote ARGS` refuses with one sentence containing `message`, exit 2, and touches no file."""
+    before = snapshot(repo)
+    result = promote(repo, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert result.output.count("Error:") == 1 and result.output.strip().endswith(".")
+    assert snapshot(repo) == before

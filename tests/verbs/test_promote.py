@@ -6,19 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from generator.cli import app
 from generator.validate import validate_repo
 
-from .conftest import APP, git, overlay, set_tag, snapshot
+from .conftest import APP, assert_refused, git, overlay, promote, set_tag, snapshot
 
-runner = CliRunner()
 DIGEST = "sha256:" + "ab" * 32
-
-
-def promote(repo, *args: str):
-    return runner.invoke(app, ["promote", *args, "--path", str(repo)])
 
 
 def changed_lines(before: bytes, after: bytes) -> list[tuple[str, str]]:
@@ -108,12 +101,7 @@ def test_backwards_needs_the_flag(repo):
 ])
 def test_refusals_are_one_sentence_with_exit_2(repo, args, message):
     set_tag(repo, "dev", "6.8.0")
-    before = snapshot(repo)
-    result = promote(repo, *args)
-    assert result.exit_code == 2
-    assert message in result.output
-    assert result.output.count("Error:") == 1 and result.output.strip().endswith(".")
-    assert snapshot(repo) == before
+    assert_refused(repo, args, message)
 
 
 def test_refuses_an_app_absent_in_the_target(repo):

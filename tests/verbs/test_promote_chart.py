@@ -8,20 +8,13 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
 
-from generator.cli import app
 from generator.render import discover_entrypoints, render_repo
 
-from .conftest import git, snapshot
+from .conftest import assert_refused, git, promote, snapshot
 
-runner = CliRunner()
 CONTROLLERS = "infrastructure/environments/{env}/controllers/kustomization.yaml"
 MONITORING = "infrastructure/environments/{env}/monitoring/kustomization.yaml"
-
-
-def promote(repo, *args: str):
-    return runner.invoke(app, ["promote", *args, "--path", str(repo)])
 
 
 def charts_of(engine: str) -> list[tuple[str, str]]:
@@ -149,12 +142,7 @@ def test_backwards_needs_the_flag(repo):
 ])
 def test_refusals_are_one_sentence_with_exit_2(repo, args, message):
     set_chart(repo, "dev", "sealed-secrets", CONTROLLERS, "9.9.9")
-    before = snapshot(repo)
-    result = promote(repo, *args)
-    assert result.exit_code == 2
-    assert message in result.output
-    assert result.output.count("Error:") == 1 and result.output.strip().endswith(".")
-    assert snapshot(repo) == before
+    assert_refused(repo, args, message)
 
 
 def test_refuses_a_dirty_target_overlay(repo):
