@@ -546,7 +546,7 @@ def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str]) -> RenderResu
     with tempfile.TemporaryDirectory(prefix="gitops-forge-render-") as tmp:
         wrapper = Path(os.path.realpath(tmp))
         body = _wrapper(ep, wrapper)
-        (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+        (wrapper / "kustomization.yaml").write_text(_kustomization_text(body), encoding="utf-8")
         cmd = [*tool, str(wrapper)]
         if _unrestricted(ep):
             cmd.append("--load-restrictor=LoadRestrictionsNone")
@@ -600,7 +600,13 @@ def _render_batch(
 
 def _write_kustomization(directory: Path, body: dict) -> None:
     body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", **body}
-    (directory / "kustomization.yaml").write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    (directory / "kustomization.yaml").write_text(_kustomization_text(body), encoding="utf-8")
+
+
+def _kustomization_text(body: dict) -> str:
+    # JSON, which kustomize reads as YAML: every string stays a string. PyYAML writes YAML 1.1 and would
+    # leave a namespace `0o17` plain, which kustomize's YAML 1.2 reader takes for a number.
+    return json.dumps(body, indent=2) + "\n"
 
 
 def _member_layer(k: int, inner: str) -> dict:
