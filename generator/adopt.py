@@ -5,11 +5,14 @@ be read off the repo is a question, answered by --data or, with --defaults, by i
 answers model decides what the questions are, so questions added to the template later need no change here).
 Rendering the golden path with those answers shows what it would add, what the repo already has (identical or
 changed by its owners) and what the template does not know; --write adds the answers file and the missing
-files, never touching a file the repo already has.
+files, and writes each file the repo has its own version of as a conflict the way `update` shows one (Copier's
+inline markers, the repo's text "before updating", the template's "after updating", unmerged in git's index):
+the owner resolves it, nothing is overwritten silently.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -60,8 +63,10 @@ class Inference:
 class Plan:
     add: list[str] = field(default_factory=list)  # the template renders them, the repo lacks them
     same: list[str] = field(default_factory=list)  # identical in the repo
-    differ: list[str] = field(default_factory=list)  # the repo has its own version: kept, shown as drift
+    differ: list[str] = field(default_factory=list)  # the repo has its own version: a conflict with --write
+    replaced: list[str] = field(default_factory=list)  # placeholders a tool replaces (flux bootstrap's): kept
     unknown: list[str] = field(default_factory=list)  # the repo's files the template does not render
+    conflicts: list[str] = field(default_factory=list)  # written with conflict markers by --write
 
 
 # --- reading the repo ---------------------------------------------------------------------------------
@@ -477,8 +482,9 @@ def _fill_items(answers: dict[str, Any], specs: dict[str, dict[str, Any]]) -> No
 
 
 def plan(repo: Path, answers: dict[str, Any], rendered: Path, files: list[str]) -> Plan:
-    from .drift import repo_files
+    from .drift import _placeholders, repo_files
 
+    placeholders = _placeholders(template_source.questions_file())
     out = Plan()
     for name in files:
         if name == scaffold.ANSWERS_FILE:
@@ -488,6 +494,8 @@ def plan(repo: Path, answers: dict[str, Any], rendered: Path, files: list[str]) 
             out.add.append(name)
         elif here.read_bytes() == (rendered / name).read_bytes():
             out.same.append(name)
+        elif any(fnmatch.fnmatch(name, pattern) for pattern in placeholders):
+            out.replaced.append(name)  # Copier's update leaves these alone too (_skip_if_exists)
         else:
             out.differ.append(name)
     rendered_set = set(files)
@@ -497,8 +505,11 @@ def plan(repo: Path, answers: dict[str, Any], rendered: Path, files: list[str]) 
 
 def adopt(repo: Path, answers: dict[str, Any], *, write: bool) -> tuple[Plan, str]:
     """Render the golden path with `answers` at the current template version and compare; with `write`, add the
-    answers file and the files the repo lacks. Returns the plan and the template version."""
+    answers file and the files the repo lacks, and write a conflict into each file the repo has its own version
+    of (Plan.conflicts). Returns the plan and the template version."""
     repo = repo.absolute()
+    if write:
+        _check_clean(repo)
     source = template_source.builtin()
     version = f"v{source.latest()}"
     with tempfile.TemporaryDirectory(prefix="gitops-forge-adopt-") as scratch:
@@ -510,4 +521,63 @@ def adopt(repo: Path, answers: dict[str, Any], *, write: bool) -> tuple[Plan, st
                 target = repo / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(rendered / name, target)
+            result.conflicts = [name for name in result.differ if _write_conflict(repo, name, rendered / name)]
+            _mark_unmerged(repo, result.conflicts, rendered)
     return result, version
+
+
+# Copier's labels for the sides of an update conflict (copier/_main.py, `git merge-file -L …`): the repo's
+# text is the side "before updating", the template's the side "after updating".
+_LABELS = ("before updating", "last update", "after updating")
+
+
+def _check_clean(repo: Path) -> None:
+    """Like `update`, --write wants committed work in a git repo, so that `git reset --hard && git clean -fd`
+    undoes it. A directory outside git is written too (each conflict keeps the repo's text as one side)."""
+    if _git(repo, "rev-parse", "--is-inside-work-tree") != "true":
+        return
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "."], cwd=repo,
+                            capture_output=True, text=True).stdout.splitlines()
+    if status:
+        raise scaffold.ScaffoldError(
+            f"the repository has uncommitted changes ({len(status)} path(s), e.g. {status[0][3:]}); "
+            "commit or stash them, then run adopt --write again"
+        )
+
+
+def _write_conflict(repo: Path, name: str, template_file: Path) -> bool:
+    """Merge the template's file into the repo's the way `git merge` treats a file both sides added: no common
+    base, the lines both have stay as they are, each difference becomes a conflict block. True when the file
+    now holds conflict markers; a file git cannot merge (binary) is left as the repo has it."""
+    target = repo / name
+    with tempfile.NamedTemporaryFile(prefix="gitops-forge-base-") as base:
+        merged = subprocess.run(
+            ["git", "merge-file", "-p", "-L", _LABELS[0], "-L", _LABELS[1], "-L", _LABELS[2], "--",
+             str(target), base.name, str(template_file)],
+            capture_output=True,
+        )
+    if merged.returncode < 0 or merged.returncode > 127:
+        return False
+    target.write_bytes(merged.stdout)
+    return merged.returncode > 0
+
+
+def _mark_unmerged(repo: Path, names: list[str], rendered: Path) -> None:
+    """Record each conflict in git's index as `update` does (stage 2 the repo's committed file, stage 3 the
+    template's, no common base), so `git status` shows it unmerged and a commit is refused until it is resolved."""
+    if not names or _git(repo, "rev-parse", "--is-inside-work-tree") != "true":
+        return
+    top = Path(_git(repo, "rev-parse", "--show-toplevel"))
+    prefix = _git(repo, "rev-parse", "--show-prefix")
+    lines = []
+    for name in names:
+        path = f"{prefix}{name}"
+        staged = _git(top, "ls-files", "--stage", "--", path)
+        if not staged:
+            continue  # not tracked (an ignored file): nothing to record
+        mode, sha = staged.split()[:2]
+        theirs = _git(top, "hash-object", "-w", "--", str(rendered / name))
+        lines += [f"0 {'0' * 40}\t{path}", f"{mode} {sha} 2\t{path}", f"{mode} {theirs} 3\t{path}"]
+    if lines:
+        subprocess.run(["git", "update-index", "--index-info"], cwd=top, input="\n".join(lines) + "\n",
+                       text=True, check=True, capture_output=True)
