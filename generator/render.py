@@ -393,7 +393,12 @@ def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str], git_re
             return True
         # The same repository at another branch or tag (flux2-multi-tenancy's tenants) is another tree.
         own_ref, ref = git_refs.get(("flux-system", "flux-system")) or git_refs.get(("", "")), git_refs.get((ref_ns, name))
-        return bool(own_ref) and bool(ref) and ref != own_ref
+        if own_ref:
+            return bool(ref) and ref != own_ref
+        # Nothing names the branch Flux syncs this repository from (flux bootstrap's gotk-sync.yaml not committed,
+        # a checkout without origin/HEAD): Flux syncs a repository's default branch, so a ref other than main or
+        # master is another tree.
+        return bool(ref) and json.loads(ref) not in ({"branch": "main"}, {"branch": "master"})
     if obj.get("kind") in ("Application", "ApplicationSet"):
         app = ((spec.get("template") or {}).get("spec") or {}) if obj.get("kind") == "ApplicationSet" else spec
         urls = {normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(app) if s.get("repoURL")}
