@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from generator.audit import CHECKS, audit
 from generator.cli import app
+from generator.validate import validate_repo
 from tests.generated.variants import generate
 
 runner = CliRunner()
@@ -196,7 +197,7 @@ def _result(repo: Path, check_id: str):
     return next(r for r in audit(repo).results if r.id == check_id)
 
 
-def test_tenant_branch_of_this_repository_is_not_built_when_the_bootstrap_sync_is_not_committed(tmp_path):
+def test_tenant_branch_of_this_repository_is_not_built_when_the_bootstrap_sync_is_not_committed(tmp_path, schema_locations):
     # flux2-multi-tenancy as published: gotk-sync.yaml is flux bootstrap's placeholder, and the tenant's
     # GitRepository is this repository's `dev-team` branch, its Kustomization without a path (that branch's root).
     repo = tmp_path / "flux2-multi-tenancy"
@@ -208,6 +209,9 @@ def test_tenant_branch_of_this_repository_is_not_built_when_the_bootstrap_sync_i
     builds, ordered = _result(repo, "AU101"), _result(repo, "AU103")
     assert builds.passed, builds.evidence  # the root of this checkout is not what the tenant applies
     assert ordered.passed and ordered.evidence  # so the clusters' dependsOn chain is seen
+    # validate agrees: the tenant's `./staging` and `./production` are paths of the dev-team branch, not of this tree.
+    report = validate_repo(repo, schema_locations=schema_locations, schema_catalog="")
+    assert [f.check for f in report.findings if f.check in ("GF101", "GF203")] == [] and report.render_errors == []
 
     # A tenant GitRepository on main is this tree (Flux syncs the default branch): its path is built from here.
     _edit(repo / "tenants/base/dev-team/sync.yaml", "branch: dev-team", "branch: main")
