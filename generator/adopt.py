@@ -150,13 +150,55 @@ def infer(repo: Path) -> Inference:
     return out
 
 
+def _app_of_apps_charts(repo: Path) -> list[tuple[Path, Path]]:
+    """Helm charts whose templates write Argo CD Applications (argocd-example-apps' `apps/` chart): (chart
+    directory, template). Their templates are not YAML until Helm renders them, so they are read as text."""
+    out = []
+    for chart in sorted(repo.glob("**/Chart.yaml")):
+        if ".git" in chart.relative_to(repo).parts:
+            continue
+        for template in sorted((chart.parent / "templates").glob("*.y*ml")):
+            text = template.read_text(encoding="utf-8", errors="replace")
+            if re.search(r"^apiVersion:\s*argoproj\.io/", text, re.M) and re.search(r"^kind:\s*Application(Set)?\s*$", text, re.M):
+                out.append((chart.parent, template))
+                break
+    return out
+
+
+def _values(chart: Path, key: str) -> list[str]:
+    """Every scalar under `key`, at any depth, in a chart's values.yaml."""
+    try:
+        data = yaml.load((chart / "values.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == key and isinstance(v, (str, int, float)):
+                    found.append(str(v))
+                walk(v)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(data)
+    return found
+
+
 def _engine(repo: Path, docs: list[_Doc], out: Inference) -> None:
     flux = [d for d in docs if ".toolkit.fluxcd.io/" in str(d.data.get("apiVersion", "")) or "fluxcd.controlplane.io/" in str(d.data.get("apiVersion", ""))]
     argo = [d for d in docs if str(d.data.get("apiVersion", "")).startswith("argoproj.io/")]
-    if flux and not argo:
+    charts = _app_of_apps_charts(repo)
+    if flux and not argo and not charts:
         out.infer("engine", "flux", f"Flux objects, e.g. {flux[0].file}")
     elif argo and not flux:
         out.infer("engine", "argocd", f"Argo CD objects, e.g. {argo[0].file}")
+    elif charts and not flux:
+        chart, template = charts[0]
+        out.infer("engine", "argocd", f"Argo CD Applications written by the Helm chart {chart.relative_to(repo).as_posix()}/ "
+                                      f"({template.relative_to(repo).as_posix()})")
     else:
         out.ask("engine", "the repo has objects of both Flux and Argo CD" if flux else "the repo has neither Flux nor Argo CD objects")
 
@@ -178,6 +220,9 @@ def _repository(repo: Path, docs: list[_Doc], out: Inference) -> None:
         sparse = _spec(d).get("sparseCheckout") or []
         if _kind(d, "GitRepository", "source.toolkit.fluxcd.io/") and sparse and all((repo / str(p)).is_dir() for p in sparse):
             candidates.append((str(_spec(d).get("url", "")), f"GitRepository {_meta(d, 'name')} checking out this repo's {sparse[0]} in {d.file}"))
+    for chart, _ in _app_of_apps_charts(repo):
+        values = (chart / "values.yaml").relative_to(repo).as_posix()
+        candidates += [(url, f"repoURL in {values}, the values of the app-of-apps chart") for url in _values(chart, "repoURL")]
     url = next(((u, why) for raw, why in candidates if (u := _as_answer_url(raw))), None)
     if url:
         out.infer("git_url", url[0], url[1])
@@ -206,6 +251,11 @@ def _repository(repo: Path, docs: list[_Doc], out: Inference) -> None:
             revision = str((_spec(d).get("source") or {}).get("targetRevision") or "")
             if revision and revision != "HEAD" and not re.match(r"^v?\d", revision):
                 branch = (revision, f"targetRevision of Application {_meta(d, 'name')} in {d.file}")
+    for chart, _ in _app_of_apps_charts(repo) if not (branch and branch[0]) else []:
+        revisions = [r for r in _values(chart, "targetRevision") if r != "HEAD" and not re.match(r"^v?\d", r)]
+        if revisions:
+            branch = (revisions[0], f"targetRevision in {(chart / 'values.yaml').relative_to(repo).as_posix()}, the values of the app-of-apps chart")
+            break
     if not (branch and branch[0]) and (current := _git(repo, "symbolic-ref", "--short", "HEAD")):
         branch = (current, "the checked-out branch")
     if branch and branch[0]:
@@ -241,11 +291,17 @@ def _environments(repo: Path, docs: list[_Doc], out: Inference) -> list[str]:
         if ".git" not in overlays.parts:
             for name in _subdirs(overlays):
                 found.setdefault(name, f"{overlays.relative_to(repo).as_posix()}/{name}/")
+    unnamed: list[str] = []
+    by_cluster = not found
     if not found:
         # Clusters named like environments (clusters/staging, clusters/production).
         for name in _subdirs(repo / "clusters"):
             if name in _ENV_RANK:
                 found.setdefault(name, f"clusters/{name}/")
+            else:
+                unnamed.append(name)
+        if not found:
+            unnamed = []
     if not found:
         out.ask("environments", "no environment overlays (apps/<env>/, */overlays/<env>/) were found")
         return []
@@ -253,9 +309,12 @@ def _environments(repo: Path, docs: list[_Doc], out: Inference) -> list[str]:
     others = sorted(e for e in found if e not in known)
     environments = others + known  # unknown names first: promotion ends in production
     evidence = ", ".join(found[e] for e in environments)
-    out.infer("environments", environments, f"overlays {evidence}")
+    out.infer("environments", environments, f"{'cluster directories' if by_cluster else 'overlays'} {evidence}")
     if others:
         out.ask("environments", f"the promotion order of {', '.join(others)} is not conventional; confirm the order")
+    if unnamed:
+        # d2-fleet's clusters/prod-eu, clusters/prod-us: environments the names do not tell.
+        out.ask("environments", f"read off cluster names only, and clusters/{', clusters/'.join(unnamed)} name no environment")
     return environments
 
 
@@ -313,7 +372,19 @@ def _apps(repo: Path, docs: list[_Doc], out: Inference) -> None:
     # <app>/base next to <app>/overlays (the kustomize and Argo CD example layout), wherever it is.
     bases += [(p.parent.name, p) for p in sorted(repo.glob("**/base")) if (p.parent / "overlays").is_dir() and ".git" not in p.parts]
     if not bases:
-        out.infer("apps", [], "no apps/base/<app>/ or <app>/base directory")
+        # Apps in a layout of their own (plain directories, Helm charts) are asked for, not taken for none.
+        platform = ("infrastructure/", "clusters/", "tenants/")
+        found = sorted({str(Path(d.file).parent) + "/" for d in docs if not d.file.startswith(platform)
+                        and d.data.get("kind") in ("Deployment", "StatefulSet", "DaemonSet", "HelmRelease", "Rollout")})
+        app_of_apps = {chart for chart, _ in _app_of_apps_charts(repo)}
+        found += sorted(f"{c.parent.relative_to(repo).as_posix()}/ (a Helm chart)" for c in repo.glob("**/Chart.yaml")
+                        if c.parent not in app_of_apps and ".git" not in c.relative_to(repo).parts
+                        and not c.relative_to(repo).as_posix().startswith(platform))
+        if found:
+            shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+            out.ask("apps", f"workloads outside an apps/base/<app>/ or <app>/base layout: {shown}; name the apps to generate")
+            return
+        out.infer("apps", [], "no apps/base/<app>/ or <app>/base directory, and no workloads outside the platform's directories")
         return
     teams = [t["name"] for t in out.answers.get("teams") or []]
     apps, missing = [], []

@@ -190,3 +190,36 @@ def test_argocd_app_of_apps_layout():
     assert inferred.answers["apps"] == [{"name": "guestbook", "image": "ghcr.io/example/guestbook:0.1.0", "port": 8080}]
     asked = {q.name for q in inferred.questions}
     assert {"teams", "apps", "secrets", "monitoring", "ci"} <= asked
+
+
+def test_argocd_helm_chart_app_of_apps_layout(tmp_path):
+    # argocd-example-apps: the Applications are a Helm chart's templates (apps/), the apps plain directories,
+    # kustomize bases without overlays and Helm charts.
+    repo = tmp_path / "example-apps"
+    shutil.copytree(FIXTURES / "argocd-helm-app-of-apps", repo)
+    inferred = infer(repo)
+    assert inferred.answers["engine"] == "argocd" and "apps/templates/applications.yaml" in inferred.evidence["engine"]
+    assert (inferred.answers["git_url"], inferred.answers["default_branch"]) == ("https://github.com/example/example-apps", "master")
+    asked = {q.name: q.why for q in inferred.questions}
+    # The apps are there but in no layout the template knows: asked, not taken for "no apps".
+    assert "apps" not in inferred.answers
+    assert "guestbook/" in asked["apps"] and "sock-shop/base/" in asked["apps"] and "helm-guestbook/ (a Helm chart)" in asked["apps"]
+    assert "apps/ (a Helm chart)" not in asked["apps"]  # the app-of-apps chart is not an app
+    assert {"environments", "clusters", "teams"} <= set(asked)
+    refused = runner.invoke(app, ["adopt", str(repo)])
+    assert refused.exit_code == 2 and "not inferable" in refused.output
+
+
+def test_clusters_named_partly_like_environments_ask_for_the_environments(tmp_path):
+    # d2-fleet: clusters/staging, clusters/prod-eu, clusters/prod-us; only one name is an environment.
+    repo = tmp_path / "fleet"
+    shutil.copytree(FIXTURES / "flux2-multi-tenancy", repo)
+    shutil.rmtree(repo / "tenants")
+    (repo / "clusters/production").rename(repo / "clusters/prod-eu")
+    for path in repo.glob("clusters/*/*.yaml"):
+        path.write_text(path.read_text().replace("./tenants/production", "./tenants").replace("./tenants/staging", "./tenants"))
+    inferred = infer(repo)
+    asked = {q.name: q.why for q in inferred.questions}
+    assert inferred.answers["environments"] == ["staging"] and "clusters/prod-eu name no environment" in asked["environments"]
+    assert inferred.evidence["environments"] == "cluster directories clusters/staging/"
+    assert "prod-eu" in asked["clusters"]
