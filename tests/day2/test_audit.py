@@ -22,6 +22,7 @@ REFERENCE_SHAPED = [
     Path(__file__).parents[1] / "validate" / "fixtures" / "flux2-kustomize-helm-example",
     FIXTURES / "flux2-multi-tenancy",
     FIXTURES / "argocd-app-of-apps",
+    FIXTURES / "argocd-helm-app-of-apps",  # argocd-example-apps' shape
 ]
 
 
