@@ -5,11 +5,14 @@ be read off the repo is a question, answered by --data or, with --defaults, by i
 answers model decides what the questions are, so questions added to the template later need no change here).
 Rendering the golden path with those answers shows what it would add, what the repo already has (identical or
 changed by its owners) and what the template does not know; --write adds the answers file and the missing
-files, never touching a file the repo already has.
+files, and writes each file the repo has its own version of as a conflict the way `update` shows one (Copier's
+inline markers, the repo's text "before updating", the template's "after updating", unmerged in git's index):
+the owner resolves it, nothing is overwritten silently.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -60,8 +63,10 @@ class Inference:
 class Plan:
     add: list[str] = field(default_factory=list)  # the template renders them, the repo lacks them
     same: list[str] = field(default_factory=list)  # identical in the repo
-    differ: list[str] = field(default_factory=list)  # the repo has its own version: kept, shown as drift
+    differ: list[str] = field(default_factory=list)  # the repo has its own version: a conflict with --write
+    replaced: list[str] = field(default_factory=list)  # placeholders a tool replaces (flux bootstrap's): kept
     unknown: list[str] = field(default_factory=list)  # the repo's files the template does not render
+    conflicts: list[str] = field(default_factory=list)  # written with conflict markers by --write
 
 
 # --- reading the repo ---------------------------------------------------------------------------------
@@ -145,13 +150,55 @@ def infer(repo: Path) -> Inference:
     return out
 
 
+def _app_of_apps_charts(repo: Path) -> list[tuple[Path, Path]]:
+    """Helm charts whose templates write Argo CD Applications (argocd-example-apps' `apps/` chart): (chart
+    directory, template). Their templates are not YAML until Helm renders them, so they are read as text."""
+    out = []
+    for chart in sorted(repo.glob("**/Chart.yaml")):
+        if ".git" in chart.relative_to(repo).parts:
+            continue
+        for template in sorted((chart.parent / "templates").glob("*.y*ml")):
+            text = template.read_text(encoding="utf-8", errors="replace")
+            if re.search(r"^apiVersion:\s*argoproj\.io/", text, re.M) and re.search(r"^kind:\s*Application(Set)?\s*$", text, re.M):
+                out.append((chart.parent, template))
+                break
+    return out
+
+
+def _values(chart: Path, key: str) -> list[str]:
+    """Every scalar under `key`, at any depth, in a chart's values.yaml."""
+    try:
+        data = yaml.load((chart / "values.yaml").read_text(encoding="utf-8"), Loader=_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == key and isinstance(v, (str, int, float)):
+                    found.append(str(v))
+                walk(v)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(data)
+    return found
+
+
 def _engine(repo: Path, docs: list[_Doc], out: Inference) -> None:
     flux = [d for d in docs if ".toolkit.fluxcd.io/" in str(d.data.get("apiVersion", "")) or "fluxcd.controlplane.io/" in str(d.data.get("apiVersion", ""))]
     argo = [d for d in docs if str(d.data.get("apiVersion", "")).startswith("argoproj.io/")]
-    if flux and not argo:
+    charts = _app_of_apps_charts(repo)
+    if flux and not argo and not charts:
         out.infer("engine", "flux", f"Flux objects, e.g. {flux[0].file}")
     elif argo and not flux:
         out.infer("engine", "argocd", f"Argo CD objects, e.g. {argo[0].file}")
+    elif charts and not flux:
+        chart, template = charts[0]
+        out.infer("engine", "argocd", f"Argo CD Applications written by the Helm chart {chart.relative_to(repo).as_posix()}/ "
+                                      f"({template.relative_to(repo).as_posix()})")
     else:
         out.ask("engine", "the repo has objects of both Flux and Argo CD" if flux else "the repo has neither Flux nor Argo CD objects")
 
@@ -173,6 +220,9 @@ def _repository(repo: Path, docs: list[_Doc], out: Inference) -> None:
         sparse = _spec(d).get("sparseCheckout") or []
         if _kind(d, "GitRepository", "source.toolkit.fluxcd.io/") and sparse and all((repo / str(p)).is_dir() for p in sparse):
             candidates.append((str(_spec(d).get("url", "")), f"GitRepository {_meta(d, 'name')} checking out this repo's {sparse[0]} in {d.file}"))
+    for chart, _ in _app_of_apps_charts(repo):
+        values = (chart / "values.yaml").relative_to(repo).as_posix()
+        candidates += [(url, f"repoURL in {values}, the values of the app-of-apps chart") for url in _values(chart, "repoURL")]
     url = next(((u, why) for raw, why in candidates if (u := _as_answer_url(raw))), None)
     if url:
         out.infer("git_url", url[0], url[1])
@@ -201,6 +251,11 @@ def _repository(repo: Path, docs: list[_Doc], out: Inference) -> None:
             revision = str((_spec(d).get("source") or {}).get("targetRevision") or "")
             if revision and revision != "HEAD" and not re.match(r"^v?\d", revision):
                 branch = (revision, f"targetRevision of Application {_meta(d, 'name')} in {d.file}")
+    for chart, _ in _app_of_apps_charts(repo) if not (branch and branch[0]) else []:
+        revisions = [r for r in _values(chart, "targetRevision") if r != "HEAD" and not re.match(r"^v?\d", r)]
+        if revisions:
+            branch = (revisions[0], f"targetRevision in {(chart / 'values.yaml').relative_to(repo).as_posix()}, the values of the app-of-apps chart")
+            break
     if not (branch and branch[0]) and (current := _git(repo, "symbolic-ref", "--short", "HEAD")):
         branch = (current, "the checked-out branch")
     if branch and branch[0]:
@@ -236,11 +291,17 @@ def _environments(repo: Path, docs: list[_Doc], out: Inference) -> list[str]:
         if ".git" not in overlays.parts:
             for name in _subdirs(overlays):
                 found.setdefault(name, f"{overlays.relative_to(repo).as_posix()}/{name}/")
+    unnamed: list[str] = []
+    by_cluster = not found
     if not found:
         # Clusters named like environments (clusters/staging, clusters/production).
         for name in _subdirs(repo / "clusters"):
             if name in _ENV_RANK:
                 found.setdefault(name, f"clusters/{name}/")
+            else:
+                unnamed.append(name)
+        if not found:
+            unnamed = []
     if not found:
         out.ask("environments", "no environment overlays (apps/<env>/, */overlays/<env>/) were found")
         return []
@@ -248,9 +309,12 @@ def _environments(repo: Path, docs: list[_Doc], out: Inference) -> list[str]:
     others = sorted(e for e in found if e not in known)
     environments = others + known  # unknown names first: promotion ends in production
     evidence = ", ".join(found[e] for e in environments)
-    out.infer("environments", environments, f"overlays {evidence}")
+    out.infer("environments", environments, f"{'cluster directories' if by_cluster else 'overlays'} {evidence}")
     if others:
         out.ask("environments", f"the promotion order of {', '.join(others)} is not conventional; confirm the order")
+    if unnamed:
+        # d2-fleet's clusters/prod-eu, clusters/prod-us: environments the names do not tell.
+        out.ask("environments", f"read off cluster names only, and clusters/{', clusters/'.join(unnamed)} name no environment")
     return environments
 
 
@@ -308,7 +372,19 @@ def _apps(repo: Path, docs: list[_Doc], out: Inference) -> None:
     # <app>/base next to <app>/overlays (the kustomize and Argo CD example layout), wherever it is.
     bases += [(p.parent.name, p) for p in sorted(repo.glob("**/base")) if (p.parent / "overlays").is_dir() and ".git" not in p.parts]
     if not bases:
-        out.infer("apps", [], "no apps/base/<app>/ or <app>/base directory")
+        # Apps in a layout of their own (plain directories, Helm charts) are asked for, not taken for none.
+        platform = ("infrastructure/", "clusters/", "tenants/")
+        found = sorted({str(Path(d.file).parent) + "/" for d in docs if not d.file.startswith(platform)
+                        and d.data.get("kind") in ("Deployment", "StatefulSet", "DaemonSet", "HelmRelease", "Rollout")})
+        app_of_apps = {chart for chart, _ in _app_of_apps_charts(repo)}
+        found += sorted(f"{c.parent.relative_to(repo).as_posix()}/ (a Helm chart)" for c in repo.glob("**/Chart.yaml")
+                        if c.parent not in app_of_apps and ".git" not in c.relative_to(repo).parts
+                        and not c.relative_to(repo).as_posix().startswith(platform))
+        if found:
+            shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+            out.ask("apps", f"workloads outside an apps/base/<app>/ or <app>/base layout: {shown}; name the apps to generate")
+            return
+        out.infer("apps", [], "no apps/base/<app>/ or <app>/base directory, and no workloads outside the platform's directories")
         return
     teams = [t["name"] for t in out.answers.get("teams") or []]
     apps, missing = [], []
@@ -477,8 +553,9 @@ def _fill_items(answers: dict[str, Any], specs: dict[str, dict[str, Any]]) -> No
 
 
 def plan(repo: Path, answers: dict[str, Any], rendered: Path, files: list[str]) -> Plan:
-    from .drift import repo_files
+    from .drift import _placeholders, repo_files
 
+    placeholders = _placeholders(template_source.questions_file())
     out = Plan()
     for name in files:
         if name == scaffold.ANSWERS_FILE:
@@ -488,6 +565,8 @@ def plan(repo: Path, answers: dict[str, Any], rendered: Path, files: list[str]) 
             out.add.append(name)
         elif here.read_bytes() == (rendered / name).read_bytes():
             out.same.append(name)
+        elif any(fnmatch.fnmatch(name, pattern) for pattern in placeholders):
+            out.replaced.append(name)  # Copier's update leaves these alone too (_skip_if_exists)
         else:
             out.differ.append(name)
     rendered_set = set(files)
@@ -497,8 +576,11 @@ def plan(repo: Path, answers: dict[str, Any], rendered: Path, files: list[str]) 
 
 def adopt(repo: Path, answers: dict[str, Any], *, write: bool) -> tuple[Plan, str]:
     """Render the golden path with `answers` at the current template version and compare; with `write`, add the
-    answers file and the files the repo lacks. Returns the plan and the template version."""
+    answers file and the files the repo lacks, and write a conflict into each file the repo has its own version
+    of (Plan.conflicts). Returns the plan and the template version."""
     repo = repo.absolute()
+    if write:
+        _check_clean(repo)
     source = template_source.builtin()
     version = f"v{source.latest()}"
     with tempfile.TemporaryDirectory(prefix="gitops-forge-adopt-") as scratch:
@@ -510,4 +592,63 @@ def adopt(repo: Path, answers: dict[str, Any], *, write: bool) -> tuple[Plan, st
                 target = repo / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(rendered / name, target)
+            result.conflicts = [name for name in result.differ if _write_conflict(repo, name, rendered / name)]
+            _mark_unmerged(repo, result.conflicts, rendered)
     return result, version
+
+
+# Copier's labels for the sides of an update conflict (copier/_main.py, `git merge-file -L …`): the repo's
+# text is the side "before updating", the template's the side "after updating".
+_LABELS = ("before updating", "last update", "after updating")
+
+
+def _check_clean(repo: Path) -> None:
+    """Like `update`, --write wants committed work in a git repo, so that `git reset --hard && git clean -fd`
+    undoes it. A directory outside git is written too (each conflict keeps the repo's text as one side)."""
+    if _git(repo, "rev-parse", "--is-inside-work-tree") != "true":
+        return
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "."], cwd=repo,
+                            capture_output=True, text=True).stdout.splitlines()
+    if status:
+        raise scaffold.ScaffoldError(
+            f"the repository has uncommitted changes ({len(status)} path(s), e.g. {status[0][3:]}); "
+            "commit or stash them, then run adopt --write again"
+        )
+
+
+def _write_conflict(repo: Path, name: str, template_file: Path) -> bool:
+    """Merge the template's file into the repo's the way `git merge` treats a file both sides added: no common
+    base, the lines both have stay as they are, each difference becomes a conflict block. True when the file
+    now holds conflict markers; a file git cannot merge (binary) is left as the repo has it."""
+    target = repo / name
+    with tempfile.NamedTemporaryFile(prefix="gitops-forge-base-") as base:
+        merged = subprocess.run(
+            ["git", "merge-file", "-p", "-L", _LABELS[0], "-L", _LABELS[1], "-L", _LABELS[2], "--",
+             str(target), base.name, str(template_file)],
+            capture_output=True,
+        )
+    if merged.returncode < 0 or merged.returncode > 127:
+        return False
+    target.write_bytes(merged.stdout)
+    return merged.returncode > 0
+
+
+def _mark_unmerged(repo: Path, names: list[str], rendered: Path) -> None:
+    """Record each conflict in git's index as `update` does (stage 2 the repo's committed file, stage 3 the
+    template's, no common base), so `git status` shows it unmerged and a commit is refused until it is resolved."""
+    if not names or _git(repo, "rev-parse", "--is-inside-work-tree") != "true":
+        return
+    top = Path(_git(repo, "rev-parse", "--show-toplevel"))
+    prefix = _git(repo, "rev-parse", "--show-prefix")
+    lines = []
+    for name in names:
+        path = f"{prefix}{name}"
+        staged = _git(top, "ls-files", "--stage", "--", path)
+        if not staged:
+            continue  # not tracked (an ignored file): nothing to record
+        mode, sha = staged.split()[:2]
+        theirs = _git(top, "hash-object", "-w", "--", str(rendered / name))
+        lines += [f"0 {'0' * 40}\t{path}", f"{mode} {sha} 2\t{path}", f"{mode} {theirs} 3\t{path}"]
+    if lines:
+        subprocess.run(["git", "update-index", "--index-info"], cwd=top, input="\n".join(lines) + "\n",
+                       text=True, check=True, capture_output=True)

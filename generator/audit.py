@@ -167,7 +167,25 @@ def _overlays(repo: _Repo):
             if "base" in target.split("/") and "://" not in str(ref):
                 users.setdefault(target, set()).add(here.as_posix())
     shared = sorted(f"{base}/ (overlays {', '.join(sorted(o))})" for base, o in users.items() if len(o) >= 2)
-    return bool(shared), shared[:3] or ["no app base is built by an overlay per environment"]
+    if shared:
+        return True, shared[:3]
+    # Not applicable to a repo without app manifests of its own (its tenants' or another repository's sources
+    # hold the apps: flux2-multi-tenancy, d2-fleet) or with a single environment: there is nothing to overlay.
+    own_apps = [f for f in repo.files if re.search(r"(^|/)kustomization\.ya?ml$", f)
+                and not f.startswith(("tenants/", "infrastructure/", "clusters/"))]
+    if not own_apps:
+        return True, ["not applicable: no app manifests outside clusters/, infrastructure/ and tenants/ (the apps come from other sources)"]
+    environments = _environments(repo)
+    if len(environments) < 2:
+        return True, [f"not applicable: one environment or none ({', '.join(environments) or 'no clusters/<name>/ or overlays/<env>/'})"]
+    return False, ["no app base is built by an overlay per environment"]
+
+
+def _environments(repo: _Repo) -> list[str]:
+    """The environments a repo deploys: its clusters/<name>/ directories, or the <env> of its overlays/<env>/."""
+    clusters = {f.split("/")[1] for f in repo.files if f.startswith("clusters/") and f.count("/") >= 2}
+    overlays = {m.group(1) for f in repo.files if (m := re.search(r"(?:^|/)overlays/([^/]+)/", f))}
+    return sorted(clusters or overlays)
 
 
 @check("AU103", "organisation", "Controllers, configs and apps are applied in order", 2,
@@ -322,7 +340,11 @@ for _id, _title, _words, _fix in (
 @check("AU601", "ci", "CI validates the manifests", 3, "Run `gitops-forge validate` (or kustomize build + kubeconform) on every pull request.")
 def _ci(repo: _Repo):
     ci = [f for f in repo.files if f.startswith(".github/workflows/") or f in (".gitlab-ci.yml", ".circleci/config.yml")]
-    validating = [f for f in ci if re.search(r"gitops-forge validate|kubeconform|kustomize build|kubectl kustomize|flux build", (repo.root / f).read_text(errors="replace"))]
+    validates = re.compile(r"gitops-forge validate|kubeconform|kustomize build|kubectl kustomize|flux build|flux-schema|flux schema validate")
+    # A CI job may run the repo's own script that validates (scripts/validate.sh in the Flux examples).
+    scripts = [f for f in repo.files if f.endswith(".sh") and validates.search((repo.root / f).read_text(errors="replace"))]
+    validating = [f for f in ci if validates.search(text := (repo.root / f).read_text(errors="replace"))
+                  or any(script in text for script in scripts)]
     return bool(validating), validating or (ci[:3] and [f"{f}: does not validate manifests" for f in ci[:3]]) or ["no CI configuration"]
 
 
@@ -372,6 +394,8 @@ def render(card: Scorecard, fmt: str) -> str:
         for r in (r for r in card.results if r.area == area):
             mark = "✓" if r.passed else "✗"
             lines.append(f"- {mark} {r.id} (weight {r.weight}) {r.title}" if md else f"  {mark} {r.id} (weight {r.weight}) {r.title}")
+            if r.passed and r.evidence[:1] and r.evidence[0].startswith("not applicable"):
+                lines.append(f"  - {r.evidence[0]}" if md else f"      {r.evidence[0]}")
             if not r.passed:
                 for e in r.evidence[:5]:
                     lines.append(f"  - {e}" if md else f"      {e}")

@@ -197,17 +197,22 @@ def _report_change(result, *, verb: str, as_json: bool, path: Path) -> None:
         for changed in result.changed:
             typer.echo(f"  {changed}")
     if result.conflicts:
-        typer.secho(f"{len(result.conflicts)} file(s) have conflicts:", err=True, fg=typer.colors.RED)
-        for name in result.conflicts:
-            typer.echo(f"  {name}", err=True)
-        typer.echo(
-            "Resolve: edit each file (remove the <<<<<<< ======= >>>>>>> markers, or apply the .rej hunk and delete it), "
-            f"then git add -A && git commit. Abort: git -C {path} reset --hard && git -C {path} clean -fd",
-            err=True,
-        )
-        raise typer.Exit(1)
+        _report_conflicts(result.conflicts, path)
     if not as_json and result.changed and "would" not in verb:
         typer.echo("Review with git diff, then commit.")
+
+
+def _report_conflicts(conflicts: list[str], path: Path) -> None:
+    """Conflicts of update, add, remove, set and adopt --write: list them, say how to resolve or abort, exit 1."""
+    typer.secho(f"{len(conflicts)} file(s) have conflicts:", err=True, fg=typer.colors.RED)
+    for name in conflicts:
+        typer.echo(f"  {name}", err=True)
+    typer.echo(
+        "Resolve: edit each file (remove the <<<<<<< ======= >>>>>>> markers, or apply the .rej hunk and delete it), "
+        f"then git add -A && git commit. Abort: git -C {path} reset --hard && git -C {path} clean -fd",
+        err=True,
+    )
+    raise typer.Exit(1)
 
 
 @app.command(rich_help_panel=KEEP_CURRENT)
@@ -218,10 +223,15 @@ def adopt(
     ] = None,
     data_file: Annotated[Optional[Path], typer.Option("--data-file", metavar="FILE", help="YAML mapping of answers.", dir_okay=False)] = None,
     defaults: Annotated[bool, typer.Option("--defaults", help="Answer every open question with its default.")] = False,
-    write: Annotated[bool, typer.Option("--write", help="Write .copier-answers.yml and the files the repo lacks (commits nothing).")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Write .copier-answers.yml and the files the repo lacks; a file the repo has its own version of gets inline conflict markers like update (exit 1). Commits nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Infer the answers of an existing repo and show (or, with --write, add) what the golden path adds to it."""
+    """Infer the answers of an existing repo and show (or, with --write, apply) what the golden path changes in it.
+
+    With --write, every file the template renders and the repo has with other content is written as a conflict,
+    as update writes one: the repo's text between <<<<<<< before updating and =======, the template's between
+    ======= and >>>>>>> after updating, unmerged in git's index. The command then lists the files and exits 1;
+    resolve them (keep your side, the template's, or both), then git add -A && git commit."""
     from . import adopt as adoption
     from . import answers
 
@@ -243,24 +253,29 @@ def adopt(
         typer.echo(json.dumps({
             "answers": complete, "evidence": inference.evidence,
             "questions": [{"name": q.name, "why": q.why} for q in inference.questions if q.name not in given],
-            "version": version, "add": plan.add, "same": plan.same, "differ": plan.differ, "unknown": plan.unknown,
-            "written": bool(write and not has_answers),
+            "version": version, "add": plan.add, "same": plan.same, "differ": plan.differ, "replaced": plan.replaced,
+            "unknown": plan.unknown, "written": bool(write and not has_answers), "conflicts": plan.conflicts,
         }))
     else:
         _print_inference(inference, given)
         typer.echo("Answers:")
         typer.echo("  " + json.dumps(complete, sort_keys=True))
         typer.echo(f"Golden path at template {version}: {len(plan.add)} file(s) to add, {len(plan.same)} identical, "
-                   f"{len(plan.differ)} the repo has its own version of (kept), {len(plan.unknown)} not from the template (left alone).")
+                   f"{len(plan.differ)} the repo has its own version of (a conflict to resolve with --write), "
+                   f"{len(plan.replaced)} replaced by a tool (kept), {len(plan.unknown)} not from the template (left alone).")
         for name in plan.add:
-            typer.echo(f"  add     {name}")
+            typer.echo(f"  add      {name}")
         for name in plan.differ:
-            typer.echo(f"  keep    {name}")
+            typer.echo(f"  conflict {name}")
+        for name in plan.replaced:
+            typer.echo(f"  keep     {name}")
     if write and has_answers:
         raise _fail(f"{path} already has .copier-answers.yml; use gitops-forge update, or delete it to adopt again")
     if write and not as_json:
-        typer.echo(f"Wrote .copier-answers.yml and {len(plan.add)} file(s); the {len(plan.differ)} kept file(s) count as your edits "
-                   "(gitops-forge drift --diff shows them once committed). Review with git status, then commit.")
+        typer.echo(f"Wrote .copier-answers.yml and {len(plan.add)} file(s), and {len(plan.conflicts)} conflict(s). "
+                   "Review with git status, then commit.")
+    if write and plan.conflicts:
+        _report_conflicts(plan.conflicts, path)
 
 
 def _print_inference(inference, given: dict) -> None:

@@ -373,6 +373,19 @@ def _default_branch(repo: Path) -> str | None:
     return head.stdout.strip().removeprefix("origin/") or None if head.returncode == 0 else None
 
 
+def another_revision(git_refs: dict[tuple, str], source: tuple) -> bool:
+    """Whether the GitRepository `source` (namespace, name), a GitRepository of this repository, checks out another
+    branch or tag than the one Flux syncs this repository from. `git_refs` holds each GitRepository's ref as JSON,
+    and at ("", "") the default branch when no flux-system GitRepository is committed."""
+    own_ref, ref = git_refs.get(("flux-system", "flux-system")) or git_refs.get(("", "")), git_refs.get(source)
+    if own_ref:
+        return bool(ref) and ref != own_ref
+    # Nothing names the branch Flux syncs this repository from (flux bootstrap's gotk-sync.yaml not committed, a
+    # checkout without origin/HEAD): Flux syncs a repository's default branch, so a ref other than main or
+    # master is another tree.
+    return bool(ref) and json.loads(ref) not in ({"branch": "main"}, {"branch": "master"})
+
+
 def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str], git_refs: dict[tuple, str]) -> bool:
     """Whether a Flux Kustomization's or Argo CD Application's path is inside another source: an OCIRepository,
     a Bucket or an ExternalArtifact (other than the bootstrap's own), or a GitRepository / repoURL of another
@@ -392,8 +405,7 @@ def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str], git_re
         if own_urls and normal_url(url) not in own_urls:
             return True
         # The same repository at another branch or tag (flux2-multi-tenancy's tenants) is another tree.
-        own_ref, ref = git_refs.get(("flux-system", "flux-system")) or git_refs.get(("", "")), git_refs.get((ref_ns, name))
-        return bool(own_ref) and bool(ref) and ref != own_ref
+        return another_revision(git_refs, (ref_ns, name))
     if obj.get("kind") in ("Application", "ApplicationSet"):
         app = ((spec.get("template") or {}).get("spec") or {}) if obj.get("kind") == "ApplicationSet" else spec
         urls = {normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(app) if s.get("repoURL")}

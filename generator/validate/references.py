@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..render import _BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _default_branch, argocd_sources, normal_url, repo_urls
+from ..render import (_BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _default_branch, another_revision, argocd_sources,
+                      normal_url, repo_urls)
 from .checks import Check, Violation
 from .policy import POD_SPEC_PATHS, skipped_checks
 
@@ -385,17 +386,15 @@ def _is_external(data: dict, own_urls: set[str], git_urls: dict[tuple, str]) -> 
         kind, name, ref_ns = ref.get("kind", "GitRepository"), ref.get("name"), ref.get("namespace") or ns
         if kind in ("ExternalArtifact", "Bucket", "OCIRepository") and (kind, ref_ns, name) not in BOOTSTRAP_OBJECTS:
             return True  # a path inside an artifact, not inside this repo
-        if kind != "GitRepository" or not own_urls:
+        if kind != "GitRepository":
             return False
         url = git_urls.get((ref_ns, name))
         if url is None:
             return False
-        if normal_url(url) not in own_urls:
+        if own_urls and normal_url(url) not in own_urls:
             return True
         # This repository at another branch or tag (flux2-multi-tenancy's tenants) is another tree.
-        refs = getattr(git_urls, "refs", {})
-        own_ref, ref = refs.get(("flux-system", "flux-system")) or refs.get(("", "")), refs.get((ref_ns, name))
-        return bool(own_ref) and bool(ref) and ref != own_ref
+        return another_revision(getattr(git_urls, "refs", {}), (ref_ns, name))
     # Argo CD: a source names its repoURL.
     urls = {normal_url(str(s.get("repoURL", ""))) for s in argocd_sources(spec)}
     return bool(own_urls) and bool(urls) and urls.isdisjoint(own_urls)

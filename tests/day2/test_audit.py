@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from generator.audit import CHECKS, audit
 from generator.cli import app
+from generator.validate import validate_repo
 from tests.generated.variants import generate
 
 runner = CliRunner()
@@ -21,6 +22,7 @@ REFERENCE_SHAPED = [
     Path(__file__).parents[1] / "validate" / "fixtures" / "flux2-kustomize-helm-example",
     FIXTURES / "flux2-multi-tenancy",
     FIXTURES / "argocd-app-of-apps",
+    FIXTURES / "argocd-helm-app-of-apps",  # argocd-example-apps' shape
 ]
 
 
@@ -190,3 +192,74 @@ def test_resourceset_templates_and_chart_default_rules_are_seen(tmp_path):
     assert next(r for r in audit(repo).results if r.id == "AU402").passed
     (repo / "monitoring/release.yaml").write_text(release + "  values:\n    defaultRules:\n      create: false\n")
     assert not next(r for r in audit(repo).results if r.id == "AU402").passed
+
+
+def _result(repo: Path, check_id: str):
+    return next(r for r in audit(repo).results if r.id == check_id)
+
+
+def test_tenant_branch_of_this_repository_is_not_built_when_the_bootstrap_sync_is_not_committed(tmp_path, schema_locations):
+    # flux2-multi-tenancy as published: gotk-sync.yaml is flux bootstrap's placeholder, and the tenant's
+    # GitRepository is this repository's `dev-team` branch, its Kustomization without a path (that branch's root).
+    repo = tmp_path / "flux2-multi-tenancy"
+    shutil.copytree(FIXTURES / "flux2-multi-tenancy", repo)
+    for sync in repo.glob("clusters/*/flux-system/gotk-sync.yaml"):
+        sync.write_text("# This file will be generated automatically by flux boostrap.\n")
+    _edit(repo / "tenants/base/dev-team/sync.yaml", "url: https://github.com/example/flux2-multi-tenancy-dev-team\n  ref:\n    branch: main",
+          "url: https://github.com/example/flux2-multi-tenancy\n  ref:\n    branch: dev-team")
+    builds, ordered = _result(repo, "AU101"), _result(repo, "AU103")
+    assert builds.passed, builds.evidence  # the root of this checkout is not what the tenant applies
+    assert ordered.passed and ordered.evidence  # so the clusters' dependsOn chain is seen
+    # validate agrees: the tenant's `./staging` and `./production` are paths of the dev-team branch, not of this tree.
+    report = validate_repo(repo, schema_locations=schema_locations, schema_catalog="")
+    assert [f.check for f in report.findings if f.check in ("GF101", "GF203")] == [] and report.render_errors == []
+
+    # A tenant GitRepository on main is this tree (Flux syncs the default branch): its path is built from here.
+    _edit(repo / "tenants/base/dev-team/sync.yaml", "branch: dev-team", "branch: main")
+    _edit(repo / "tenants/base/dev-team/sync.yaml", "  prune: true", "  path: ./tenants/missing\n  prune: true")
+    assert not _result(repo, "AU101").passed
+
+
+def test_ci_validation_through_flux_schema_or_a_validation_script(tmp_path):
+    helm_example = Path(__file__).parents[1] / "validate" / "fixtures" / "flux2-kustomize-helm-example"
+    repo = tmp_path / "repo"
+    shutil.copytree(helm_example, repo)
+    workflows = repo / ".github/workflows"
+    workflows.mkdir(parents=True)
+    # flux2-kustomize-helm-example: an end-to-end run on kind does not validate the manifests on a pull request...
+    (workflows / "e2e.yaml").write_text("on: push\njobs:\n  e2e:\n    runs-on: ubuntu-latest\n    steps:\n"
+                                        "      - run: flux install\n")
+    assert not _result(repo, "AU601").passed
+    # ...its test workflow does, with the Flux Schema action.
+    (workflows / "test.yaml").write_text("on: pull_request\njobs:\n  manifests:\n    runs-on: ubuntu-latest\n    steps:\n"
+                                         "      - uses: fluxcd/flux-schema/actions/validate@main\n        with:\n          path: '.'\n")
+    assert _result(repo, "AU601").evidence == [".github/workflows/test.yaml"]
+    # flux2-multi-tenancy, flux2-monitoring-example: the workflow runs the repo's script, the script validates.
+    (workflows / "test.yaml").write_text("on: pull_request\njobs:\n  manifests:\n    runs-on: ubuntu-latest\n    steps:\n"
+                                         "      - run: ./scripts/validate.sh\n")
+    assert not _result(repo, "AU601").passed
+    (repo / "scripts").mkdir()
+    (repo / "scripts/validate.sh").write_text("#!/usr/bin/env bash\nkustomize build ./clusters/staging | kubeconform -strict\n")
+    assert _result(repo, "AU601").evidence == [".github/workflows/test.yaml"]
+
+
+def test_app_overlays_are_not_asked_of_repos_without_apps_or_with_one_environment(tmp_path):
+    # flux2-multi-tenancy and d2-fleet hold no app manifests: the tenants' repositories do.
+    tenancy = _result(FIXTURES / "flux2-multi-tenancy", "AU102")
+    assert tenancy.passed and tenancy.evidence[0].startswith("not applicable: no app manifests")
+    # flux2-monitoring-example: one cluster, nothing to overlay per environment.
+    repo = tmp_path / "monitoring"
+    (repo / "clusters/test").mkdir(parents=True)
+    (repo / "clusters/test/monitoring.yaml").write_text(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: monitoring\n  namespace: flux-system\n"
+        "spec:\n  interval: 1h\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  path: ./monitoring/configs\n")
+    (repo / "monitoring/configs").mkdir(parents=True)
+    (repo / "monitoring/configs/kustomization.yaml").write_text("resources:\n  - podmonitor.yaml\n")
+    (repo / "monitoring/configs/podmonitor.yaml").write_text(
+        "apiVersion: monitoring.coreos.com/v1\nkind: PodMonitor\nmetadata:\n  name: flux\n  namespace: monitoring\n"
+        "spec:\n  podMetricsEndpoints:\n    - port: http-prom\n  selector:\n    matchLabels:\n      app: flux\n")
+    single = _result(repo, "AU102")
+    assert single.passed and single.evidence == ["not applicable: one environment or none (test)"]
+    # A second cluster makes it a finding: the app manifests are not shared through a base.
+    shutil.copytree(repo / "clusters/test", repo / "clusters/production")
+    assert not _result(repo, "AU102").passed
