@@ -2,9 +2,9 @@
 
 The base revision is checked out with ``git worktree`` into a temporary directory (the head is the working
 tree unless a ref is given), and both are rendered the way ``validate`` renders them (``render.render_repo``),
-side by side. Only entrypoints whose inputs differ are rendered, plus the few that declare other entrypoints
-(``clusters/<cluster>/``, ``apps/<env>/``), whose Flux Kustomizations and Argo CD Applications say which
-cluster each entrypoint belongs to. A changed YAML file that no entrypoint reads makes everything render:
+side by side. Only entrypoints whose inputs differ are rendered, plus the cluster directories and the
+entrypoints between them and the changed ones (``apps/<env>/``), whose Flux Kustomizations and Argo CD
+Applications say which cluster each entrypoint belongs to. A changed YAML file that no entrypoint reads makes everything render:
 when in doubt, be complete.
 
 Objects are compared by API group, kind, namespace and name. Secret ``data``/``stringData`` and SealedSecret
@@ -31,9 +31,11 @@ from .render import (
     KUSTOMIZATION_FILES,
     Entrypoint,
     RenderResult,
+    _load_all,
     argocd_sources,
     discover_entrypoints,
     entrypoint_inputs,
+    parse_memo,
     render_repo,
 )
 
@@ -159,12 +161,10 @@ def default_branch(top: Path, root: Path) -> str | None:
     """The ref of the default branch: the answers' `default_branch` (remote first), else origin/HEAD,
     else main or master."""
     candidates = []
-    try:
-        answers = yaml.safe_load((root / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
-        if isinstance(answers, dict) and answers.get("default_branch"):
-            candidates += [f"origin/{answers['default_branch']}", str(answers["default_branch"])]
-    except (OSError, yaml.YAMLError):
-        pass
+    docs = _load_all(root / ".copier-answers.yml")  # discovery reads it again: one parse under diff's parse memo
+    answers = docs[0] if docs else {}
+    if isinstance(answers, dict) and answers.get("default_branch"):
+        candidates += [f"origin/{answers['default_branch']}", str(answers["default_branch"])]
     if origin_head := _git(top, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD", check=False):
         candidates.append(origin_head)
     candidates += ["origin/main", "main", "origin/master", "master"]
@@ -263,32 +263,41 @@ def _plan(eps: dict[str, list[Entrypoint]], roots: dict[str, Path], changed: lis
     if not chosen:
         return _Plan(set(), {side: [] for side in eps})
 
-    # Entrypoints that declare others: their Flux Kustomizations/Argo CD Applications tell which clusters apply
-    # what. The cluster directories, and whichever entrypoint holds the declaring file of another one; at the
-    # base only when some entrypoint exists there alone.
+    # Entrypoints that declare the compared ones: their Flux Kustomizations/Argo CD Applications tell which
+    # clusters apply what. The cluster directories, and up from each compared entrypoint, whichever entrypoint
+    # holds a file declaring it (every such file, also those of identical declarations discovery merged); at the
+    # base only when some entrypoint exists there alone. Declarations of unchanged entrypoints are not rendered:
+    # on a repo with many apps, each environment's list of apps would cost more than the change itself.
     declaring: dict[str, set[tuple]] = {"base": set(), "head": set()}
     for side in ("head", "base") if only_base else ("head",):
         readers = head if side == "head" else base_readers(True)
+        by_key: dict[tuple, list[Entrypoint]] = {}
         for ep in eps[side]:
+            by_key.setdefault(_key(ep), []).append(ep)
             if _CLUSTER_DIR.match(ep.rel):
                 declaring[side].add(_key(ep))
-            if ep.declared_by:
-                parents = readers.of(roots[side] / ep.declared_by.split(": ", 1)[0])
-                if not parents:
-                    return everything
-                declaring[side] |= parents
+        todo, seen = [k for k in chosen if k in by_key], set()
+        while todo:
+            key = todo.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            for ep in by_key.get(key, ()):
+                for who in filter(None, (ep.declared_by, *ep.also_declared_by)):
+                    parents = readers.of(roots[side] / who.split(": ", 1)[0])
+                    if not parents:
+                        return everything
+                    declaring[side] |= parents
+                    todo += parents
     return _Plan(chosen, {side: [ep for ep in eps[side] if _key(ep) in chosen | declaring[side]] for side in eps})
 
 
 def _structure(kustomization: Path) -> str | None:
     """What discovery reads from a kustomization file: its kind and what it includes (None: no such file)."""
-    try:
-        body = yaml.load(kustomization.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except FileNotFoundError:
+    if not kustomization.is_file():
         return None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return "unreadable"
-    body = body if isinstance(body, dict) else {}
+    docs = _load_all(kustomization)  # what discovery reads, through the same parse memo
+    body = docs[0] if docs and isinstance(docs[0], dict) else {}
     return json.dumps([body.get(k) for k in ("kind", "resources", "components", "bases")], default=str)
 
 
@@ -419,6 +428,13 @@ def _compare(base: RenderResult | None, head: RenderResult | None, labels: tuple
 def diff_repo(path: Path, base: str | None = None, head: str | None = None) -> DiffReport:
     """Render ``path`` at ``base`` (default: the merge base with the default branch) and ``head`` (default:
     the working tree) and report what changes, cluster by cluster. Raises DiffError, RenderToolMissing."""
+    # Discovery parses every kustomization and Flux/Argo CD manifest, planning reads the kustomizations again,
+    # and the base has mostly the same texts: validate's parse memo parses each text once.
+    with parse_memo({}):
+        return _diff_repo(path, base, head)
+
+
+def _diff_repo(path: Path, base: str | None, head: str | None) -> DiffReport:
     if not path.is_dir():
         raise DiffError(f"{path} is not a directory; pass the root directory of a GitOps repository.")
     root = Path(os.path.realpath(path))

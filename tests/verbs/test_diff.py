@@ -209,3 +209,40 @@ def test_an_app_removed_from_an_environment_is_reported_removed_in_its_clusters(
     else:  # the only app gone, apps/staging lists nothing and does not build: reported, not compared
         assert {path for path, _, _ in removed} == {f"apps/staging/{APP}"}
         assert [(e["revision"], e["entrypoint"]) for e in data["errors"]] == [("head", "apps/staging")]
+
+
+def _flux_kustomization(name: str, path: str) -> str:
+    return f"""apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: {name}
+  namespace: flux-system
+spec:
+  interval: 10m
+  path: {path}
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""
+
+
+def test_a_build_two_tenants_declare_alike_is_reported_under_both_clusters(tmp_path, isolated_user):
+    """Discovery merges identical declarations into one entrypoint; diff still follows each of them up to its
+    cluster (hand-written Flux repo: each cluster's tenant directory declares the same shared app)."""
+    repo = tmp_path / "fleet"
+    files = {"shared/app/kustomization.yaml": "resources:\n  - configmap.yaml\n",
+             "shared/app/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: default\n"
+                                          "data:\n  colour: blue\n"}
+    for cluster in ("east", "west"):
+        files[f"clusters/{cluster}/tenants.yaml"] = _flux_kustomization("tenants", f"./tenants/{cluster}")
+        files[f"tenants/{cluster}/app.yaml"] = _flux_kustomization("shared-app", "./shared/app")
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "fleet")
+    (repo / "shared/app/configmap.yaml").write_text(files["shared/app/configmap.yaml"].replace("blue", "green"))
+    data = json.loads(diff(repo, "--format", "json").output)
+    assert flat(data) == [(cluster, "shared/app", "changed", "ConfigMap", "default", "shared") for cluster in ("east", "west")]
