@@ -2,9 +2,9 @@
 
 The base revision is checked out with ``git worktree`` into a temporary directory (the head is the working
 tree unless a ref is given), and both are rendered the way ``validate`` renders them (``render.render_repo``),
-side by side. Only entrypoints whose inputs differ are rendered, plus the cluster directories and the
-entrypoints between them and the changed ones (``apps/<env>/``), whose Flux Kustomizations and Argo CD
-Applications say which cluster each entrypoint belongs to. A changed YAML file that no entrypoint reads makes everything render:
+side by side. Only entrypoints whose inputs differ are rendered, plus those that declare them, up to the
+cluster directories (``apps/<env>/``, ``clusters/<cluster>/``): their Flux Kustomizations and Argo CD
+Applications say which clusters apply each entrypoint. A changed YAML file that no entrypoint reads makes everything render:
 when in doubt, be complete.
 
 Objects are compared by API group, kind, namespace and name. Secret ``data``/``stringData`` and SealedSecret
@@ -146,7 +146,8 @@ def _git(cwd: Path, *args: str, check: bool = True) -> str:
     proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise DiffError(f"git {args[0]} failed ({message[-1] if message else proc.returncode}).")
+        verb = args[2] if args[0] == "-c" else args[0]
+        raise DiffError(f"git {verb} failed ({message[-1] if message else proc.returncode}).")
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -264,18 +265,16 @@ def _plan(eps: dict[str, list[Entrypoint]], roots: dict[str, Path], changed: lis
         return _Plan(set(), {side: [] for side in eps})
 
     # Entrypoints that declare the compared ones: their Flux Kustomizations/Argo CD Applications tell which
-    # clusters apply what. The cluster directories, and up from each compared entrypoint, whichever entrypoint
-    # holds a file declaring it (every such file, also those of identical declarations discovery merged); at the
-    # base only when some entrypoint exists there alone. Declarations of unchanged entrypoints are not rendered:
-    # on a repo with many apps, each environment's list of apps would cost more than the change itself.
+    # clusters apply what. Up from each compared entrypoint to the cluster directories, whichever entrypoint
+    # holds a file declaring it (every such file, also those of identical declarations discovery merged into
+    # one entrypoint); at the base only when some entrypoint exists there alone. Nothing else: on a repo with
+    # many apps, each environment's list of apps and every other cluster would cost more than the change.
     declaring: dict[str, set[tuple]] = {"base": set(), "head": set()}
     for side in ("head", "base") if only_base else ("head",):
         readers = head if side == "head" else base_readers(True)
         by_key: dict[tuple, list[Entrypoint]] = {}
         for ep in eps[side]:
             by_key.setdefault(_key(ep), []).append(ep)
-            if _CLUSTER_DIR.match(ep.rel):
-                declaring[side].add(_key(ep))
         todo, seen = [k for k in chosen if k in by_key], set()
         while todo:
             key = todo.pop()
@@ -458,10 +457,13 @@ def _diff_repo(path: Path, base: str | None, head: str | None) -> DiffReport:
 
     with tempfile.TemporaryDirectory(prefix="gitops-forge-diff-") as tmp:
         checkouts = Path(os.path.realpath(tmp))
-        # Checking out a big repo takes seconds: it runs while the head is discovered and planned.
+        # Checking out a big repo takes seconds: it runs while the head is discovered and planned, and writes
+        # files from several processes (git's parallel checkout; writing, not CPU, is most of its time).
         pool = ThreadPoolExecutor(max_workers=1)
+        workers = f"checkout.workers={max(4, os.cpu_count() or 1)}"
         pending = {
-            side: pool.submit(_git, top, "worktree", "add", "--detach", "--quiet", str(checkouts / side), commit)
+            side: pool.submit(_git, top, "-c", workers, "worktree", "add", "--detach", "--quiet", str(checkouts / side),
+                              commit)
             for side, commit in (("head", head_commit), ("base", base_commit)) if commit
         }
 
