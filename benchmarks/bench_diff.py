@@ -54,8 +54,8 @@ if not report.entrypoints or report.render_errors:
 """
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
 
 
 def promote_one(repo: Path, app: str, source: str, env: dict[str, str]) -> None:
@@ -65,7 +65,7 @@ def promote_one(repo: Path, app: str, source: str, env: dict[str, str]) -> None:
     text = overlay.read_text()
     tag = next(line.split(":", 1)[1].strip().strip('"') for line in text.splitlines() if line.strip().startswith("newTag:"))
     overlay.write_text(text.replace(f'newTag: "{tag}"', f'newTag: "{tag}-1"'))
-    git(repo, "commit", "-qam", f"release {app} {tag}-1 in {source}")
+    git(repo, "commit", "-qam", f"release {app} {tag}-1 in {source}", env=env)
     subprocess.run([*CLI, "promote", app, "--from", source, "--path", str(repo)], check=True, capture_output=True, env=env)
 
 
