@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from generator.cli import app
 from generator.diff import MARKER, diff_repo, format_markdown
 
+from ..generated.variants import generate
 from .conftest import APP, git, overlay, set_tag
 
 runner = CliRunner()
@@ -60,6 +62,27 @@ def test_diff_after_a_promotion_reports_exactly_the_changed_deployment(repo):
     committed = json.loads(diff(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json").output)
     assert flat(committed) == expected and committed["head"]["commit"] == git(repo, "rev-parse", "HEAD").strip()
     assert len(git(repo, "worktree", "list").splitlines()) == 1
+
+
+def test_a_promotion_is_reported_under_each_cluster_of_the_target_environment_and_no_other(
+        engine, tmp_path_factory, tmp_path, isolated_user):
+    """Two staging clusters apply the same apps/staging (one entrypoint for both): both are named, dev's and
+    prod's are not."""
+    clusters = [{"name": "dev-1", "environment": "dev"}, {"name": "staging-eu", "environment": "staging"},
+                {"name": "staging-us", "environment": "staging"}, {"name": "prod-1", "environment": "prod"}]
+    generated = generate(tmp_path_factory, {"ci": "github", "environments": ["dev", "staging", "prod"],
+                                            "clusters": clusters, **({"engine": engine} if engine == "argocd" else {})})
+    repo = tmp_path / "repo"
+    shutil.copytree(generated.repo, repo, ignore=shutil.ignore_patterns(".git"))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "Generate repository with gitops-forge")
+    set_tag(repo, "dev", "6.8.0")
+    assert runner.invoke(app, ["promote", APP, "--from", "dev", "--path", str(repo)]).exit_code == 0
+    data = json.loads(diff(repo, "--format", "json").output)
+    assert flat(data) == [(cluster, f"apps/staging/{APP}", "changed", "Deployment", "dev-team", APP)
+                          for cluster in ("staging-eu", "staging-us")]
+    assert data["totals"] == {"added": 0, "removed": 0, "changed": 1, "clusters": 2}
 
 
 def test_a_change_every_cluster_applies_is_reported_under_every_cluster(repo):
