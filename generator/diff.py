@@ -1,11 +1,11 @@
 """What a change does to each cluster: render every entrypoint at two revisions and compare the objects.
 
 The base revision is checked out with ``git worktree`` into a temporary directory (the head is the working
-tree unless a ref is given), and both are rendered the way ``validate`` renders them (``render.render_repo``),
-side by side. Only entrypoints whose inputs differ are rendered, plus those that declare them, up to the
-cluster directories (``apps/<env>/``, ``clusters/<cluster>/``): their Flux Kustomizations and Argo CD
-Applications say which clusters apply each entrypoint. A changed YAML file that no entrypoint reads makes everything render:
-when in doubt, be complete.
+tree unless a ref is given), its files written only as far as the builds compared read them, and both are
+rendered the way ``validate`` renders them (``render.render_repo``), side by side. Only entrypoints whose
+inputs differ are rendered, plus those that declare them, up to the cluster directories (``apps/<env>/``,
+``clusters/<cluster>/``): their Flux Kustomizations and Argo CD Applications say which clusters apply each
+entrypoint. A changed YAML file that no entrypoint reads makes everything render: when in doubt, be complete.
 
 Objects are compared by API group, kind, namespace and name. Secret ``data``/``stringData`` and SealedSecret
 ``encryptedData`` values never leave this module: each is replaced by ``<masked>``, or ``<masked: changed>``
@@ -14,13 +14,14 @@ where the head's value differs from the base's.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
 import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -184,6 +185,62 @@ def _changed_files(top: Path, base: str, head: str | None, prefix: str) -> list[
         names += _git(top, "ls-files", "--others", "--exclude-standard", "--", spec).splitlines()
     strip = f"{prefix}/" if prefix else ""
     return sorted({n[len(strip):] for n in names if n and n.startswith(strip)})
+
+
+class _Checkout:
+    """A revision in a git worktree, its files written as they are needed: git's index knows them all, and a
+    diff of one app's change reads a few directories of a base that has thousands of files (writing them all
+    costs more than the rest of the diff). ``whole``: write every file now."""
+
+    def __init__(self, top: Path, directory: Path, commit: str, prefix: str, whole: bool = False) -> None:
+        self.directory, self.complete = directory, False
+        self.root = directory / prefix if prefix else directory
+        _git(top, "worktree", "add", "--no-checkout", "--detach", "--quiet", str(directory), commit)
+        _git(directory, "read-tree", commit)
+        listing = subprocess.run(["git", "-C", str(directory), "ls-files", "-z"], capture_output=True, text=True,
+                                 check=False).stdout
+        self._files = sorted(name for name in listing.split("\0") if name)
+        self._written: set[str] = set()
+        if whole:
+            self.write_all()
+
+    def write_all(self) -> None:
+        if not self.complete:
+            # git's parallel checkout: writing, not CPU, is most of the time.
+            _git(self.directory, "-c", f"checkout.workers={max(4, os.cpu_count() or 1)}", "checkout-index", "--all",
+                 "--force")
+            self.complete = True
+
+    def write(self, paths: Iterable[Path]) -> int:
+        """Write the files at or below ``paths`` (in this checkout; others are left out); how many were new."""
+        if self.complete:
+            return 0
+        wanted: set[str] = set()
+        for path in paths:
+            try:
+                rel = Path(os.path.normpath(path)).relative_to(self.directory).as_posix()
+            except ValueError:
+                continue
+            if rel == ".":
+                self.write_all()
+                return 0
+            start = bisect.bisect_left(self._files, rel)
+            for name in self._files[start:]:
+                if name != rel and not name.startswith(rel + "/"):
+                    break
+                wanted.add(name)
+        new = sorted(wanted - self._written)
+        if new:
+            subprocess.run(["git", "-C", str(self.directory), "checkout-index", "--force", "-z", "--stdin"],
+                           input="\0".join(new), capture_output=True, text=True, check=False)
+            self._written.update(new)
+        return len(new)
+
+    def write_inputs(self, eps: list[Entrypoint]) -> None:
+        """Write what building ``eps`` reads: every directory and file their kustomizations include, followed
+        until nothing new turns up (each round reads the kustomizations the last one wrote)."""
+        while self.write(path for ep in eps for path in entrypoint_inputs(ep)):
+            pass
 
 
 # --- which entrypoints to render -----------------------------------------------------------------
@@ -457,24 +514,19 @@ def _diff_repo(path: Path, base: str | None, head: str | None) -> DiffReport:
 
     with tempfile.TemporaryDirectory(prefix="gitops-forge-diff-") as tmp:
         checkouts = Path(os.path.realpath(tmp))
-        # Checking out a big repo takes seconds: it runs while the head is discovered and planned, and writes
-        # files from several processes (git's parallel checkout; writing, not CPU, is most of its time).
+        # Set up while the head is discovered and planned, one after the other. A head given as a ref is written
+        # whole; the base only as far as the diff reads it (_Checkout).
         pool = ThreadPoolExecutor(max_workers=1)
-        workers = f"checkout.workers={max(4, os.cpu_count() or 1)}"
         pending = {
-            side: pool.submit(_git, top, "-c", workers, "worktree", "add", "--detach", "--quiet", str(checkouts / side),
-                              commit)
+            side: pool.submit(_Checkout, top, checkouts / side, commit, prefix, whole=side == "head")
             for side, commit in (("head", head_commit), ("base", base_commit)) if commit
         }
 
-        def root_of(side: str) -> Path:
-            if side not in pending:
-                return root
-            pending[side].result()
-            return checkouts / side / prefix if prefix else checkouts / side
+        def checkout(side: str) -> _Checkout | None:
+            return pending[side].result() if side in pending else None
 
         try:
-            _compare_revisions(report, root_of, _changed_files(top, base_commit, head_commit, prefix))
+            _compare_revisions(report, root, checkout, _changed_files(top, base_commit, head_commit, prefix))
         finally:
             pool.shutdown(wait=True)
             for side in pending:
@@ -485,13 +537,20 @@ def _diff_repo(path: Path, base: str | None, head: str | None) -> DiffReport:
     return report
 
 
-def _compare_revisions(report: DiffReport, root_of: Callable[[str], Path], changed: list[str]) -> None:
-    head_root = root_of("head")
+def _compare_revisions(report: DiffReport, root: Path, checkout: Callable[[str], _Checkout | None],
+                       changed: list[str]) -> None:
+    head_checkout, base = checkout("head"), checkout("base")
+    assert base is not None  # the base is always a commit
+    head_root = head_checkout.root if head_checkout else root
     head_eps = discover_entrypoints(head_root) if head_root.is_dir() else []
-    roots = {"base": root_of("base"), "head": head_root}
+    roots = {"base": base.root, "head": head_root}
+    base.write(roots["base"] / name for name in changed)
     if _same_entrypoints(changed, roots):  # discovery is most of the fixed cost on big repos: do it once
         base_eps = [replace(ep, path=Path(os.path.normpath(roots["base"] / ep.rel))) for ep in head_eps]
+        if not all((head_root / name).exists() for name in changed):
+            base.write_all()  # _plan looks a file the head deleted up among the base's entrypoints' inputs
     else:
+        base.write_all()
         base_eps = discover_entrypoints(roots["base"]) if roots["base"].is_dir() else []
     eps = {"base": base_eps, "head": head_eps}
     report.entrypoints = len(base_eps) + len(head_eps)
@@ -499,9 +558,15 @@ def _compare_revisions(report: DiffReport, root_of: Callable[[str], Path], chang
         return
     plan = _plan(eps, roots, changed)
     report.rendered = sum(len(e) for e in plan.render.values())
+    base.write_inputs(plan.render["base"])
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {side: pool.submit(render_repo, roots[side], plan.render[side]) for side in eps if plan.render[side]}
         results = {side: (futures[side].result() if side in futures else []) for side in eps}
+    if any(r.error for r in results["base"]) and not base.complete:
+        # A file the build reads that the base's checkout lacks (one named from another directory, say): the
+        # same build with every file of the base. An error that stays is the base's own.
+        base.write_all()
+        results["base"] = render_repo(roots["base"], plan.render["base"])
     clusters = _clusters(results["head"])
     for key, names in _clusters(results["base"]).items():
         clusters.setdefault(key, names)

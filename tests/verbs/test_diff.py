@@ -269,3 +269,30 @@ def test_a_build_two_tenants_declare_alike_is_reported_under_both_clusters(tmp_p
     (repo / "shared/app/configmap.yaml").write_text(files["shared/app/configmap.yaml"].replace("blue", "green"))
     data = json.loads(diff(repo, "--format", "json").output)
     assert flat(data) == [(cluster, "shared/app", "changed", "ConfigMap", "default", "shared") for cluster in ("east", "west")]
+
+
+def test_a_base_build_reading_a_file_of_another_directory_is_compared(tmp_path, isolated_user):
+    """The base is checked out only as far as its builds seem to read it; a patch named from another directory
+    (Flux builds without kustomize's load restrictions) is found all the same (hand-written Flux repo)."""
+    repo = tmp_path / "fleet"
+    deployment = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n"
+                  "  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+                  "      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n"
+                  "          image: nginx:1.27.0\n")
+    files = {"app/kustomization.yaml": "resources:\n  - deployment.yaml\npatches:\n  - path: ../patches/replicas.yaml\n",
+             "app/deployment.yaml": deployment,
+             "patches/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\n"
+                                      "spec:\n  replicas: 3\n",
+             "clusters/east/app.yaml": _flux_kustomization("app", "./app")}
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "fleet")
+    (repo / "app/deployment.yaml").write_text(deployment.replace("1.27.0", "1.27.1"))
+    data = json.loads(diff(repo, "--format", "json").output)
+    assert data["errors"] == []
+    assert flat(data) == [("east", "app", "changed", "Deployment", "default", "web")]
+    (obj,) = data["clusters"][0]["entrypoints"][0]["objects"]
+    assert diff_lines(obj["diff"]) == ["-      - image: nginx:1.27.0", "+      - image: nginx:1.27.1"]
