@@ -12,7 +12,8 @@ start-up included:
   diff       `gitops-forge diff REPO --format json`
   validate   `validate_repo` of app-0's entrypoints (every environment's overlay): discovery narrowed to them,
              then everything validate does (schemas, render, references, policy), no cache, no schema catalog
-  worktree   `git worktree add --detach` of HEAD and its removal (diff does both)
+  worktree   `git worktree add --detach` of HEAD and its removal: the set-up the budget names (diff itself
+             writes only the base's files its builds read, in a worktree of its own)
 Budget: validate + worktree; diff should not exceed it. For scale (once): discovery of every entrypoint,
 rendering app-0's entrypoints, and validate of the whole repo, in-process. Timings live here, never in tests.
 """
