@@ -1,11 +1,11 @@
 """What a change does to each cluster: render every entrypoint at two revisions and compare the objects.
 
 The base revision is checked out with ``git worktree`` into a temporary directory (the head is the working
-tree unless a ref is given), and both are rendered the way ``validate`` renders them (``render.render_repo``),
-side by side. Only entrypoints whose inputs differ are rendered, plus the few that declare other entrypoints
-(``clusters/<cluster>/``, ``apps/<env>/``), whose Flux Kustomizations and Argo CD Applications say which
-cluster each entrypoint belongs to. A changed YAML file that no entrypoint reads makes everything render:
-when in doubt, be complete.
+tree unless a ref is given), its files written only as far as the builds compared read them, and both are
+rendered the way ``validate`` renders them (``render.render_repo``), side by side. Only entrypoints whose
+inputs differ are rendered, plus those that declare them, up to the cluster directories (``apps/<env>/``,
+``clusters/<cluster>/``): their Flux Kustomizations and Argo CD Applications say which clusters apply each
+entrypoint. A changed YAML file that no entrypoint reads makes everything render: when in doubt, be complete.
 
 Objects are compared by API group, kind, namespace and name. Secret ``data``/``stringData`` and SealedSecret
 ``encryptedData`` values never leave this module: each is replaced by ``<masked>``, or ``<masked: changed>``
@@ -14,13 +14,14 @@ where the head's value differs from the base's.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
 import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,9 +32,11 @@ from .render import (
     KUSTOMIZATION_FILES,
     Entrypoint,
     RenderResult,
+    _load_all,
     argocd_sources,
     discover_entrypoints,
     entrypoint_inputs,
+    parse_memo,
     render_repo,
 )
 
@@ -144,7 +147,8 @@ def _git(cwd: Path, *args: str, check: bool = True) -> str:
     proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise DiffError(f"git {args[0]} failed ({message[-1] if message else proc.returncode}).")
+        verb = args[2] if args[0] == "-c" else args[0]
+        raise DiffError(f"git {verb} failed ({message[-1] if message else proc.returncode}).")
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -159,12 +163,10 @@ def default_branch(top: Path, root: Path) -> str | None:
     """The ref of the default branch: the answers' `default_branch` (remote first), else origin/HEAD,
     else main or master."""
     candidates = []
-    try:
-        answers = yaml.safe_load((root / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
-        if isinstance(answers, dict) and answers.get("default_branch"):
-            candidates += [f"origin/{answers['default_branch']}", str(answers["default_branch"])]
-    except (OSError, yaml.YAMLError):
-        pass
+    docs = _load_all(root / ".copier-answers.yml")  # discovery reads it again: one parse under diff's parse memo
+    answers = docs[0] if docs else {}
+    if isinstance(answers, dict) and answers.get("default_branch"):
+        candidates += [f"origin/{answers['default_branch']}", str(answers["default_branch"])]
     if origin_head := _git(top, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD", check=False):
         candidates.append(origin_head)
     candidates += ["origin/main", "main", "origin/master", "master"]
@@ -183,6 +185,62 @@ def _changed_files(top: Path, base: str, head: str | None, prefix: str) -> list[
         names += _git(top, "ls-files", "--others", "--exclude-standard", "--", spec).splitlines()
     strip = f"{prefix}/" if prefix else ""
     return sorted({n[len(strip):] for n in names if n and n.startswith(strip)})
+
+
+class _Checkout:
+    """A revision in a git worktree, its files written as they are needed: git's index knows them all, and a
+    diff of one app's change reads a few directories of a base that has thousands of files (writing them all
+    costs more than the rest of the diff). ``whole``: write every file now."""
+
+    def __init__(self, top: Path, directory: Path, commit: str, prefix: str, whole: bool = False) -> None:
+        self.directory, self.complete = directory, False
+        self.root = directory / prefix if prefix else directory
+        _git(top, "worktree", "add", "--no-checkout", "--detach", "--quiet", str(directory), commit)
+        _git(directory, "read-tree", commit)
+        listing = subprocess.run(["git", "-C", str(directory), "ls-files", "-z"], capture_output=True, text=True,
+                                 check=False).stdout
+        self._files = sorted(name for name in listing.split("\0") if name)
+        self._written: set[str] = set()
+        if whole:
+            self.write_all()
+
+    def write_all(self) -> None:
+        if not self.complete:
+            # git's parallel checkout: writing, not CPU, is most of the time.
+            _git(self.directory, "-c", f"checkout.workers={max(4, os.cpu_count() or 1)}", "checkout-index", "--all",
+                 "--force")
+            self.complete = True
+
+    def write(self, paths: Iterable[Path]) -> int:
+        """Write the files at or below ``paths`` (in this checkout; others are left out); how many were new."""
+        if self.complete:
+            return 0
+        wanted: set[str] = set()
+        for path in paths:
+            try:
+                rel = Path(os.path.normpath(path)).relative_to(self.directory).as_posix()
+            except ValueError:
+                continue
+            if rel == ".":
+                self.write_all()
+                return 0
+            start = bisect.bisect_left(self._files, rel)
+            for name in self._files[start:]:
+                if name != rel and not name.startswith(rel + "/"):
+                    break
+                wanted.add(name)
+        new = sorted(wanted - self._written)
+        if new:
+            subprocess.run(["git", "-C", str(self.directory), "checkout-index", "--force", "-z", "--stdin"],
+                           input="\0".join(new), capture_output=True, text=True, check=False)
+            self._written.update(new)
+        return len(new)
+
+    def write_inputs(self, eps: list[Entrypoint]) -> None:
+        """Write what building ``eps`` reads: every directory and file their kustomizations include, followed
+        until nothing new turns up (each round reads the kustomizations the last one wrote)."""
+        while self.write(path for ep in eps for path in entrypoint_inputs(ep)):
+            pass
 
 
 # --- which entrypoints to render -----------------------------------------------------------------
@@ -263,32 +321,39 @@ def _plan(eps: dict[str, list[Entrypoint]], roots: dict[str, Path], changed: lis
     if not chosen:
         return _Plan(set(), {side: [] for side in eps})
 
-    # Entrypoints that declare others: their Flux Kustomizations/Argo CD Applications tell which clusters apply
-    # what. The cluster directories, and whichever entrypoint holds the declaring file of another one; at the
-    # base only when some entrypoint exists there alone.
+    # Entrypoints that declare the compared ones: their Flux Kustomizations/Argo CD Applications tell which
+    # clusters apply what. Up from each compared entrypoint to the cluster directories, whichever entrypoint
+    # holds a file declaring it (every such file, also those of identical declarations discovery merged into
+    # one entrypoint); at the base only when some entrypoint exists there alone. Nothing else: on a repo with
+    # many apps, each environment's list of apps and every other cluster would cost more than the change.
     declaring: dict[str, set[tuple]] = {"base": set(), "head": set()}
     for side in ("head", "base") if only_base else ("head",):
         readers = head if side == "head" else base_readers(True)
+        by_key: dict[tuple, list[Entrypoint]] = {}
         for ep in eps[side]:
-            if _CLUSTER_DIR.match(ep.rel):
-                declaring[side].add(_key(ep))
-            if ep.declared_by:
-                parents = readers.of(roots[side] / ep.declared_by.split(": ", 1)[0])
-                if not parents:
-                    return everything
-                declaring[side] |= parents
+            by_key.setdefault(_key(ep), []).append(ep)
+        todo, seen = [k for k in chosen if k in by_key], set()
+        while todo:
+            key = todo.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            for ep in by_key.get(key, ()):
+                for who in filter(None, (ep.declared_by, *ep.also_declared_by)):
+                    parents = readers.of(roots[side] / who.split(": ", 1)[0])
+                    if not parents:
+                        return everything
+                    declaring[side] |= parents
+                    todo += parents
     return _Plan(chosen, {side: [ep for ep in eps[side] if _key(ep) in chosen | declaring[side]] for side in eps})
 
 
 def _structure(kustomization: Path) -> str | None:
     """What discovery reads from a kustomization file: its kind and what it includes (None: no such file)."""
-    try:
-        body = yaml.load(kustomization.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except FileNotFoundError:
+    if not kustomization.is_file():
         return None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return "unreadable"
-    body = body if isinstance(body, dict) else {}
+    docs = _load_all(kustomization)  # what discovery reads, through the same parse memo
+    body = docs[0] if docs and isinstance(docs[0], dict) else {}
     return json.dumps([body.get(k) for k in ("kind", "resources", "components", "bases")], default=str)
 
 
@@ -419,6 +484,13 @@ def _compare(base: RenderResult | None, head: RenderResult | None, labels: tuple
 def diff_repo(path: Path, base: str | None = None, head: str | None = None) -> DiffReport:
     """Render ``path`` at ``base`` (default: the merge base with the default branch) and ``head`` (default:
     the working tree) and report what changes, cluster by cluster. Raises DiffError, RenderToolMissing."""
+    # Discovery parses every kustomization and Flux/Argo CD manifest, planning reads the kustomizations again,
+    # and the base has mostly the same texts: validate's parse memo parses each text once.
+    with parse_memo({}):
+        return _diff_repo(path, base, head)
+
+
+def _diff_repo(path: Path, base: str | None, head: str | None) -> DiffReport:
     if not path.is_dir():
         raise DiffError(f"{path} is not a directory; pass the root directory of a GitOps repository.")
     root = Path(os.path.realpath(path))
@@ -442,21 +514,19 @@ def diff_repo(path: Path, base: str | None = None, head: str | None = None) -> D
 
     with tempfile.TemporaryDirectory(prefix="gitops-forge-diff-") as tmp:
         checkouts = Path(os.path.realpath(tmp))
-        # Checking out a big repo takes seconds: it runs while the head is discovered and planned.
+        # Set up while the head is discovered and planned, one after the other. A head given as a ref is written
+        # whole; the base only as far as the diff reads it (_Checkout).
         pool = ThreadPoolExecutor(max_workers=1)
         pending = {
-            side: pool.submit(_git, top, "worktree", "add", "--detach", "--quiet", str(checkouts / side), commit)
+            side: pool.submit(_Checkout, top, checkouts / side, commit, prefix, whole=side == "head")
             for side, commit in (("head", head_commit), ("base", base_commit)) if commit
         }
 
-        def root_of(side: str) -> Path:
-            if side not in pending:
-                return root
-            pending[side].result()
-            return checkouts / side / prefix if prefix else checkouts / side
+        def checkout(side: str) -> _Checkout | None:
+            return pending[side].result() if side in pending else None
 
         try:
-            _compare_revisions(report, root_of, _changed_files(top, base_commit, head_commit, prefix))
+            _compare_revisions(report, root, checkout, _changed_files(top, base_commit, head_commit, prefix))
         finally:
             pool.shutdown(wait=True)
             for side in pending:
@@ -467,13 +537,20 @@ def diff_repo(path: Path, base: str | None = None, head: str | None = None) -> D
     return report
 
 
-def _compare_revisions(report: DiffReport, root_of: Callable[[str], Path], changed: list[str]) -> None:
-    head_root = root_of("head")
+def _compare_revisions(report: DiffReport, root: Path, checkout: Callable[[str], _Checkout | None],
+                       changed: list[str]) -> None:
+    head_checkout, base = checkout("head"), checkout("base")
+    assert base is not None  # the base is always a commit
+    head_root = head_checkout.root if head_checkout else root
     head_eps = discover_entrypoints(head_root) if head_root.is_dir() else []
-    roots = {"base": root_of("base"), "head": head_root}
+    roots = {"base": base.root, "head": head_root}
+    base.write(roots["base"] / name for name in changed)
     if _same_entrypoints(changed, roots):  # discovery is most of the fixed cost on big repos: do it once
         base_eps = [replace(ep, path=Path(os.path.normpath(roots["base"] / ep.rel))) for ep in head_eps]
+        if not all((head_root / name).exists() for name in changed):
+            base.write_all()  # _plan looks a file the head deleted up among the base's entrypoints' inputs
     else:
+        base.write_all()
         base_eps = discover_entrypoints(roots["base"]) if roots["base"].is_dir() else []
     eps = {"base": base_eps, "head": head_eps}
     report.entrypoints = len(base_eps) + len(head_eps)
@@ -481,9 +558,15 @@ def _compare_revisions(report: DiffReport, root_of: Callable[[str], Path], chang
         return
     plan = _plan(eps, roots, changed)
     report.rendered = sum(len(e) for e in plan.render.values())
+    base.write_inputs(plan.render["base"])
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {side: pool.submit(render_repo, roots[side], plan.render[side]) for side in eps if plan.render[side]}
         results = {side: (futures[side].result() if side in futures else []) for side in eps}
+    if any(r.error for r in results["base"]) and not base.complete:
+        # A file the build reads that the base's checkout lacks (one named from another directory, say): the
+        # same build with every file of the base. An error that stays is the base's own.
+        base.write_all()
+        results["base"] = render_repo(roots["base"], plan.render["base"])
     clusters = _clusters(results["head"])
     for key, names in _clusters(results["base"]).items():
         clusters.setdefault(key, names)

@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -66,6 +66,8 @@ class Entrypoint:
     mode: str = "kustomize"
     declared_by: str = ""  # "<file>: <Kind> <namespace>/<name>" for Flux/Argo CD targets
     spec: dict = field(default_factory=dict, compare=False, hash=False)  # the declaring object's spec
+    # Other objects declaring the same build (one entrypoint stands for them all): "<file>: <Kind> <ns>/<name>"
+    also_declared_by: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -359,12 +361,10 @@ def repo_urls(repo: Path, bootstrap_urls: Iterable[str] = ()) -> set[str]:
 def _default_branch(repo: Path) -> str | None:
     """The branch Flux syncs this repository from: a generated repo's answer, else the remote's default branch
     (never the checked-out branch: validating a feature branch must not skip the main branch's sources)."""
-    try:
-        answers = yaml.safe_load((repo / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
-        if isinstance(answers, dict) and answers.get("default_branch"):
-            return str(answers["default_branch"])
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        pass
+    docs = _load_all(repo / ".copier-answers.yml")  # as in repo_urls: the C parser, one parse under a parse memo
+    answers = docs[0] if docs else {}
+    if isinstance(answers, dict) and answers.get("default_branch"):
+        return str(answers["default_branch"])
     try:
         head = subprocess.run(["git", "-C", str(repo), "symbolic-ref", "--short", "refs/remotes/origin/HEAD"],
                               capture_output=True, text=True, timeout=10)
@@ -497,13 +497,16 @@ _BUILD_KEYS = (
 def _unique(eps: list[Entrypoint]) -> list[Entrypoint]:
     """One entrypoint per distinct build: every cluster's Flux Kustomization for infrastructure/ usually builds
     the same thing, and rendering it three times would report each problem three times."""
-    seen: set[tuple] = set()
-    out = []
+    seen: dict[tuple, int] = {}
+    out: list[Entrypoint] = []
     for ep in eps:
         key = (ep.path, ep.mode, json.dumps({k: ep.spec.get(k) for k in _BUILD_KEYS}, sort_keys=True))
         if key not in seen:
-            seen.add(key)
+            seen[key] = len(out)
             out.append(ep)
+        else:  # kept, so that `diff` can tell every cluster that applies it
+            first = out[seen[key]]
+            out[seen[key]] = replace(first, also_declared_by=(*first.also_declared_by, ep.declared_by))
     return out
 
 

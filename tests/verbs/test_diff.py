@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from generator.cli import app
 from generator.diff import MARKER, diff_repo, format_markdown
 
+from ..generated.variants import generate
 from .conftest import APP, git, overlay, set_tag
 
 runner = CliRunner()
@@ -60,6 +62,27 @@ def test_diff_after_a_promotion_reports_exactly_the_changed_deployment(repo):
     committed = json.loads(diff(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json").output)
     assert flat(committed) == expected and committed["head"]["commit"] == git(repo, "rev-parse", "HEAD").strip()
     assert len(git(repo, "worktree", "list").splitlines()) == 1
+
+
+def test_a_promotion_is_reported_under_each_cluster_of_the_target_environment_and_no_other(
+        engine, tmp_path_factory, tmp_path, isolated_user):
+    """Two staging clusters apply the same apps/staging (one entrypoint for both): both are named, dev's and
+    prod's are not."""
+    clusters = [{"name": "dev-1", "environment": "dev"}, {"name": "staging-eu", "environment": "staging"},
+                {"name": "staging-us", "environment": "staging"}, {"name": "prod-1", "environment": "prod"}]
+    generated = generate(tmp_path_factory, {"ci": "github", "environments": ["dev", "staging", "prod"],
+                                            "clusters": clusters, **({"engine": engine} if engine == "argocd" else {})})
+    repo = tmp_path / "repo"
+    shutil.copytree(generated.repo, repo, ignore=shutil.ignore_patterns(".git"))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "Generate repository with gitops-forge")
+    set_tag(repo, "dev", "6.8.0")
+    assert runner.invoke(app, ["promote", APP, "--from", "dev", "--path", str(repo)]).exit_code == 0
+    data = json.loads(diff(repo, "--format", "json").output)
+    assert flat(data) == [(cluster, f"apps/staging/{APP}", "changed", "Deployment", "dev-team", APP)
+                          for cluster in ("staging-eu", "staging-us")]
+    assert data["totals"] == {"added": 0, "removed": 0, "changed": 1, "clusters": 2}
 
 
 def test_a_change_every_cluster_applies_is_reported_under_every_cluster(repo):
@@ -209,3 +232,67 @@ def test_an_app_removed_from_an_environment_is_reported_removed_in_its_clusters(
     else:  # the only app gone, apps/staging lists nothing and does not build: reported, not compared
         assert {path for path, _, _ in removed} == {f"apps/staging/{APP}"}
         assert [(e["revision"], e["entrypoint"]) for e in data["errors"]] == [("head", "apps/staging")]
+
+
+def _flux_kustomization(name: str, path: str) -> str:
+    return f"""apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: {name}
+  namespace: flux-system
+spec:
+  interval: 10m
+  path: {path}
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""
+
+
+def test_a_build_two_tenants_declare_alike_is_reported_under_both_clusters(tmp_path, isolated_user):
+    """Discovery merges identical declarations into one entrypoint; diff still follows each of them up to its
+    cluster (hand-written Flux repo: each cluster's tenant directory declares the same shared app)."""
+    repo = tmp_path / "fleet"
+    files = {"shared/app/kustomization.yaml": "resources:\n  - configmap.yaml\n",
+             "shared/app/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: default\n"
+                                          "data:\n  colour: blue\n"}
+    for cluster in ("east", "west"):
+        files[f"clusters/{cluster}/tenants.yaml"] = _flux_kustomization("tenants", f"./tenants/{cluster}")
+        files[f"tenants/{cluster}/app.yaml"] = _flux_kustomization("shared-app", "./shared/app")
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "fleet")
+    (repo / "shared/app/configmap.yaml").write_text(files["shared/app/configmap.yaml"].replace("blue", "green"))
+    data = json.loads(diff(repo, "--format", "json").output)
+    assert flat(data) == [(cluster, "shared/app", "changed", "ConfigMap", "default", "shared") for cluster in ("east", "west")]
+
+
+def test_a_base_build_reading_a_file_of_another_directory_is_compared(tmp_path, isolated_user):
+    """The base is checked out only as far as its builds seem to read it; a patch named from another directory
+    (Flux builds without kustomize's load restrictions) is found all the same (hand-written Flux repo)."""
+    repo = tmp_path / "fleet"
+    deployment = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n"
+                  "  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+                  "      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n"
+                  "          image: nginx:1.27.0\n")
+    files = {"app/kustomization.yaml": "resources:\n  - deployment.yaml\npatches:\n  - path: ../patches/replicas.yaml\n",
+             "app/deployment.yaml": deployment,
+             "patches/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\n"
+                                      "spec:\n  replicas: 3\n",
+             "clusters/east/app.yaml": _flux_kustomization("app", "./app")}
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "fleet")
+    (repo / "app/deployment.yaml").write_text(deployment.replace("1.27.0", "1.27.1"))
+    data = json.loads(diff(repo, "--format", "json").output)
+    assert data["errors"] == []
+    assert flat(data) == [("east", "app", "changed", "Deployment", "default", "web")]
+    (obj,) = data["clusters"][0]["entrypoints"][0]["objects"]
+    assert diff_lines(obj["diff"]) == ["-      - image: nginx:1.27.0", "+      - image: nginx:1.27.1"]
