@@ -88,20 +88,26 @@ def check_references(results: list[RenderResult], repo: Path) -> ReferenceResult
     out: list[tuple[RenderedObject, Violation]] = []
     scopes = _scopes(results, repo)
 
+    # Pods by namespace, per set of entrypoints applied together: built once per set, not once per policy
+    # (a repo with hundreds of apps has a NetworkPolicy per app and environment).
+    pods_in: dict[frozenset[int], dict[str | None, list[dict]]] = {}
+
     def guards_a_neighbour(i: int, policy: dict) -> bool:
         # A NetworkPolicy may guard pods another entrypoint of the same cluster deploys (the platform's
         # policies in tenants/ for the apps synced from apps/): it selects no pods only if no entrypoint
         # applied with it has a match. One that no cluster applies yet (an environment without a
         # cluster) is checked against the whole repo, like the references below.
-        neighbours = set().union(*(
+        neighbours = frozenset(set().union(*(
             members for root, members in scopes if i in members and results[root].entrypoint.mode != "kustomize"
-        )) or range(len(results))
+        )) or range(len(results)))
+        if neighbours not in pods_in:
+            by_namespace: dict[str | None, list[dict]] = {}
+            for j in neighbours:
+                for ns, labels in _pod_templates(results[j].objects):
+                    by_namespace.setdefault(ns, []).append(labels)
+            pods_in[neighbours] = by_namespace
         selector = (policy.get("spec") or {}).get("podSelector") or {}
-        return any(
-            ns == _namespace(policy) and _matches(selector, labels)
-            for j in neighbours
-            for ns, labels in _pod_templates(results[j].objects)
-        )
+        return any(_matches(selector, labels) for labels in pods_in[neighbours].get(_namespace(policy), ()))
 
     for i, result in enumerate(results):
         out += [

@@ -14,6 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
@@ -177,3 +178,17 @@ def test_names_kubernetes_refuses_are_refused(name, tmp_path_factory):
     message = result.output.strip().removeprefix("Error: ")
     assert message.count("\n") == 0 and "environments[1]" in message
     assert not repo.exists()
+
+
+@given(text=st.one_of(names, branches, st.from_regex(r"\A[A-Za-z0-9./:@#_ -]{1,12}\Z"), st.sampled_from(
+    ["Yes", "NULL", "OFF", "~", ".inf", ".5", "./apps/x", "/spec/ref/tag", "1:20", "a: b", "a #b", "-a", "x "])))
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_scalar_reads_back_as_the_same_string(text):
+    """includes/yaml.jinja's scalar(): what it writes, YAML 1.1 (PyYAML) and 1.2 (ruamel) read back as the
+    string it was given."""
+    written = SCALAR.module.scalar(text)
+    assert yaml.safe_load(f"v: {written}\n")["v"] == text
+    assert YAML(typ="safe", pure=True).load(f"v: {written}\n")["v"] == text
+
+
+SCALAR = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[2])).get_template("includes/yaml.jinja")
