@@ -250,6 +250,16 @@ spec:
 """
 
 
+def committed_repo(repo, files: dict[str, str]) -> None:
+    """A git repository at `repo` with `files` (path: text) in its one commit."""
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "fleet")
+
+
 def test_a_build_two_tenants_declare_alike_is_reported_under_both_clusters(tmp_path, isolated_user):
     """Discovery merges identical declarations into one entrypoint; diff still follows each of them up to its
     cluster (hand-written Flux repo: each cluster's tenant directory declares the same shared app)."""
@@ -260,12 +270,7 @@ def test_a_build_two_tenants_declare_alike_is_reported_under_both_clusters(tmp_p
     for cluster in ("east", "west"):
         files[f"clusters/{cluster}/tenants.yaml"] = _flux_kustomization("tenants", f"./tenants/{cluster}")
         files[f"tenants/{cluster}/app.yaml"] = _flux_kustomization("shared-app", "./shared/app")
-    for name, text in files.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "fleet")
+    committed_repo(repo, files)
     (repo / "shared/app/configmap.yaml").write_text(files["shared/app/configmap.yaml"].replace("blue", "green"))
     data = json.loads(diff(repo, "--format", "json").output)
     assert flat(data) == [(cluster, "shared/app", "changed", "ConfigMap", "default", "shared") for cluster in ("east", "west")]
@@ -284,12 +289,7 @@ def test_a_base_build_reading_a_file_of_another_directory_is_compared(tmp_path, 
              "patches/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\n"
                                       "spec:\n  replicas: 3\n",
              "clusters/east/app.yaml": _flux_kustomization("app", "./app")}
-    for name, text in files.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "fleet")
+    committed_repo(repo, files)
     (repo / "app/deployment.yaml").write_text(deployment.replace("1.27.0", "1.27.1"))
     data = json.loads(diff(repo, "--format", "json").output)
     assert data["errors"] == []
