@@ -27,6 +27,8 @@ from generator.cli import app
 from generator.validate import validate_repo
 
 runner = CliRunner()
+# includes/yaml.jinja as a module: its macros called directly.
+SCALAR = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[2])).get_template("includes/yaml.jinja")
 
 # Words and forms YAML 1.1 (PyYAML, Go yaml.v2) or 1.2 (yaml.v3, ruamel) resolves to something else than a string.
 MISREAD = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "123", "0755", "0o17", "0x1f", "0b101",
@@ -189,6 +191,3 @@ def test_scalar_reads_back_as_the_same_string(text):
     written = SCALAR.module.scalar(text)
     assert yaml.safe_load(f"v: {written}\n")["v"] == text
     assert YAML(typ="safe", pure=True).load(f"v: {written}\n")["v"] == text
-
-
-SCALAR = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[2])).get_template("includes/yaml.jinja")
