@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..render import Entrypoint, RenderedObject, RenderResult, _kustomization_file, discover_entrypoints, find_tool, render_repo
+from ..render import (
+    Entrypoint,
+    RenderedObject,
+    RenderResult,
+    _kustomization_file,
+    discover_entrypoints,
+    find_tool,
+    parse_memo,
+    render_repo,
+)
 from . import cache as reuse
 from . import kustomizations, policy, references
 from .checks import CORE_CHECKS, MISSING_SCHEMA, RENDER, SCHEMA, Check, Violation
@@ -173,7 +181,8 @@ def validate_repo(
     repo = Path(os.path.realpath(path))
     progress = on_progress or (lambda _stage, _done, _total: None)
 
-    with cache.session(repo) if cache is not None else nullcontext():
+    # Without a cache, a memo for this run still spares parsing a file twice (discovery, batching, file checks).
+    with cache.session(repo) if cache is not None else parse_memo({}):
         return _validate(repo, store, known, skip, progress, ignore_missing_schemas, schema_locations, cache)
 
 
@@ -197,7 +206,7 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         rendered += n
         progress("render", rendered, len(eps))
 
-    for i, result in zip(todo, render_repo(repo, [eps[i] for i in todo], on_rendered=on_rendered)):
+    for i, result in zip(todo, render_repo(repo, [eps[i] for i in todo], on_rendered=on_rendered, origins=False)):
         cached[i] = result
         if cache is not None and not result.error:
             cache.put(keys[i], "render", reuse.dump_render(result))
@@ -225,13 +234,18 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         refs_by_object.setdefault(id(obj), []).append(violation)
     total = sum(len(r.objects) for r in results)
     checked = 0
-
+    outcomes = []
     for key, result in zip(keys, results):
+        outcomes.append(_checks(result, store, cache, reuse._sha(key, check_base) if key and check_base else None))
+        checked += len(result.objects)
+        progress("check", checked, total)
+    _find_sources(repo, [r for r, o in zip(results, outcomes) if _reported(r, o, refs_by_object)], cache, keys, results)
+
+    for result, outcome in zip(results, outcomes):
         ep = result.entrypoint
         if result.error and not (ep.path in refs.handled_paths and not ep.path.is_dir()):
             report.render_errors.append(RenderError(ep.rel, result.error, _entrypoint_file(ep, repo)))
         report.objects += len(result.objects)
-        outcome = _checks(result, store, cache, reuse._sha(key, check_base) if key and check_base else None)
         violations: dict[int, list] = {}
         for index, check_id, detail in outcome.policy:
             violations.setdefault(index, []).append(Violation(known[check_id], detail))
@@ -243,9 +257,6 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
             for v in own:
                 report.findings.append(_policy_finding(obj, v, files))
             report.findings += [_finding(obj, v.check, v.message) for v in refs_by_object.get(id(obj), [])]
-            checked += 1
-            if checked % 200 == 0 or checked == total:
-                progress("check", checked, total)
 
     for fv in files.violations:
         directory = Path(fv.file).parent.as_posix()
@@ -261,6 +272,35 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         if MISSING_SCHEMA_CHECK in skip:
             report.missing_schemas = []
     return report
+
+
+def _reported(result: RenderResult, outcome: reuse.Checked, refs_by_object: dict[int, list]) -> bool:
+    """Whether any object of the entrypoint will be named in the report (and so needs its source file)."""
+    return bool(outcome.policy) or any(
+        status == "missing" or errors or id(obj) in refs_by_object
+        for (status, _, errors), obj in zip(outcome.schema, result.objects)
+    )
+
+
+def _find_sources(repo: Path, reported: list[RenderResult], cache: reuse.ValidateCache | None,
+                  keys: list[str | None], results: list[RenderResult]) -> None:
+    """Fill in the source file of the objects of ``reported`` entrypoints (rendered without origins, which
+    costs kustomize twice the time) by building them again with origins, and cache them with their sources."""
+    todo = [r for r in reported if r.objects and any(o.source is None for o in r.objects)]
+    if not todo:
+        return
+    key_of = {id(r): k for k, r in zip(keys, results)}
+    for plain, sourced in zip(todo, render_repo(repo, [r.entrypoint for r in todo], origins=True)):
+        found = {_object_id(o.data): o.source for o in sourced.objects}
+        for obj in plain.objects:
+            obj.source = found.get(_object_id(obj.data))
+        if cache is not None and not plain.error:
+            cache.put(key_of[id(plain)], "render", reuse.dump_render(plain))
+
+
+def _object_id(data: dict) -> tuple:
+    meta = data.get("metadata") or {}
+    return (str(data.get("apiVersion")), str(data.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
 
 
 def _checks(result: RenderResult, store: SchemaStore, cache: reuse.ValidateCache | None, key: str | None) -> reuse.Checked:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..render import KUSTOMIZATION_FILES, _load_all, _load_text
@@ -43,9 +43,22 @@ class FileViolation:
 
 @dataclass
 class KustomizationFiles:
-    violations: list[FileViolation]
-    # (kind, name, container) -> files of strategic-merge patches that name that container
-    patched_containers: dict[tuple[str, str, str], list[str]]
+    repo: Path
+    violations: list[FileViolation] = field(default_factory=list)
+    bodies: list[tuple[Path, dict]] = field(default_factory=list)  # (kustomization file, its first document)
+    # (kind, name, container) -> files of strategic-merge patches that name that container; indexed on first use
+    # (only a GF020 finding asks, and a large repo has thousands of patches)
+    _patched_containers: dict[tuple[str, str, str], list[str]] | None = None
+
+    @property
+    def patched_containers(self) -> dict[tuple[str, str, str], list[str]]:
+        if self._patched_containers is None:
+            self._patched_containers = {}
+            for kfile, body in self.bodies:
+                for patch, where in _strategic_merge_patches(body, kfile, self.repo):
+                    for key in _named_containers(patch):
+                        self._patched_containers.setdefault(key, []).append(where)
+        return self._patched_containers
 
     def patch_for(self, kind: str, name: str, container: str, near: str) -> str | None:
         """The patch file naming the container, preferring one at or below the directory ``near``."""
@@ -56,18 +69,16 @@ class KustomizationFiles:
 
 def scan(repo: Path) -> KustomizationFiles:
     repo = Path(os.path.realpath(repo))
-    out = KustomizationFiles([], {})
+    out = KustomizationFiles(repo)
     for kfile in _kustomization_files(repo):
         rel = Path(os.path.relpath(kfile, repo)).as_posix()
         body = _first_document(kfile)
         if not isinstance(body, dict):
             continue
+        out.bodies.append((kfile, body))
         for name, replacement in DEPRECATED_FIELDS.items():
             if name in body:
                 out.violations.append(FileViolation(rel, Violation(DEPRECATED_FIELD, f"{name} -> use {replacement}")))
-        for patch, where in _strategic_merge_patches(body, kfile, repo):
-            for key in _named_containers(patch):
-                out.patched_containers.setdefault(key, []).append(where)
     return out
 
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from generator.cli import app
@@ -62,6 +63,22 @@ def test_an_unchanged_repo_is_reused_whole_and_reports_the_same(repo, schemas, t
     assert warm_cache.misses == 0
     assert warm_cache.hits == 2 * len(report.entrypoints)  # render and checks of every entrypoint
     assert fresh == cold == warm
+
+
+def test_reported_objects_keep_their_source_when_reused(repo, schemas, tmp_path):
+    """validate renders without kustomize's origin annotations and builds again, with them, only the entrypoints
+    it reports on: the sources it found are cached with the render, so a warm run names the same files."""
+    web = repo / "apps/web/base/deployment.yaml"
+    deployment = yaml.safe_load(web.read_text())
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    web.write_text(yaml.safe_dump(deployment))
+    cache = ValidateCache(tmp_path / "cache")
+    report, cold = run(repo, schemas, cache)
+    typos = {(f.entrypoint, f.source) for f in report.findings if "imagePullPolcy" in f.message}
+    assert typos == {("apps/web/dev", "apps/web/base/deployment.yaml"), ("apps/web/prod", "apps/web/base/deployment.yaml")}
+    warm_cache = ValidateCache(tmp_path / "cache")
+    _, warm = run(repo, schemas, warm_cache)
+    assert warm_cache.misses == 0 and warm == cold
 
 
 def test_a_changed_base_invalidates_every_overlay_that_uses_it(repo, schemas, tmp_path, good_deployment):

@@ -18,6 +18,9 @@ def assert_same_as_single_builds(repo, batch_size=32):
     single = render_repo(repo, batch_size=1)
     batched = render_repo(repo, batch_size=batch_size)
     assert as_data(batched) == as_data(single)
+    # Without origins (validate's first pass): the same objects, every source unknown.
+    plain = render_repo(repo, batch_size=batch_size, origins=False)
+    assert as_data(plain) == [(ep, error, [(data, None) for data, _ in objs]) for ep, error, objs in as_data(single)]
     return batched
 
 
