@@ -408,6 +408,19 @@ def another_revision(git_refs: dict[tuple, str], source: tuple) -> bool:
     return bool(ref) and json.loads(ref) not in ({"branch": "main"}, {"branch": "master"})
 
 
+def git_repositories(objects: Iterable[dict]) -> tuple[dict[tuple, str], dict[tuple, str]]:
+    """Each Flux GitRepository's URL, and its ref as JSON ("" when it names none), by (namespace, name)."""
+    urls: dict[tuple, str] = {}
+    refs: dict[tuple, str] = {}
+    for obj in objects:
+        if obj.get("kind") == "GitRepository" and str(obj.get("apiVersion", "")).startswith("source.toolkit."):
+            meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+            key = (meta.get("namespace"), meta.get("name"))
+            urls[key] = str(spec.get("url", ""))
+            refs[key] = json.dumps(spec["ref"], sort_keys=True) if spec.get("ref") else ""
+    return urls, refs
+
+
 def _elsewhere(obj: dict, own_urls: set[str], git_urls: dict[tuple, str], git_refs: dict[tuple, str]) -> bool:
     """Whether a Flux Kustomization's or Argo CD Application's path is inside another source: an OCIRepository,
     a Bucket or an ExternalArtifact (other than the bootstrap's own), or a GitRepository / repoURL of another
@@ -448,17 +461,7 @@ def _gitops_objects(manifests: list[Path], repo: Path) -> tuple[list[Entrypoint]
         if "fluxcd.io/" not in text and "argoproj.io/" not in text:
             continue  # most files: no need to parse them
         found += [(file, obj) for obj in _load_text(text) if isinstance(obj, dict) and _is_gitops_object(obj)]
-    git_urls = {
-        ((obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name")): str((obj.get("spec") or {}).get("url", ""))
-        for _, obj in found
-        if obj.get("kind") == "GitRepository" and str(obj.get("apiVersion", "")).startswith("source.toolkit.")
-    }
-    git_refs = {
-        ((obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name")):
-            json.dumps((obj.get("spec") or {}).get("ref") or {}, sort_keys=True) if (obj.get("spec") or {}).get("ref") else ""
-        for _, obj in found
-        if obj.get("kind") == "GitRepository" and str(obj.get("apiVersion", "")).startswith("source.toolkit.")
-    }
+    git_urls, git_refs = git_repositories(obj for _, obj in found)
     own_urls = repo_urls(repo, [git_urls.get(("flux-system", "flux-system"), "")])
     if branch := _default_branch(repo):  # when no flux-system GitRepository is committed
         git_refs[("", "")] = json.dumps({"branch": branch}, sort_keys=True)

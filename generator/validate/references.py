@@ -25,8 +25,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..render import (_BUILD_KEYS, RenderedObject, RenderResult, _declared_paths, _default_branch, another_revision, argocd_sources,
-                      normal_url, repo_urls)
+from ..render import (
+    _BUILD_KEYS,
+    RenderedObject,
+    RenderResult,
+    _declared_paths,
+    _default_branch,
+    another_revision,
+    argocd_sources,
+    git_repositories,
+    normal_url,
+    repo_urls,
+)
 from .checks import Check, Violation
 from .policy import POD_SPEC_PATHS, skipped_checks
 
@@ -119,20 +129,8 @@ def check_references(results: list[RenderResult], repo: Path) -> ReferenceResult
     scope_keys = [(root, frozenset().union(BOOTSTRAP_OBJECTS, *(keys[i] for i in members))) for root, members in scopes]
     everywhere = frozenset().union(BOOTSTRAP_OBJECTS, *keys)
     own_urls = _own_urls(results, repo)
-    git_urls = {
-        (_namespace(o.data), (o.data.get("metadata") or {}).get("name")): str((o.data.get("spec") or {}).get("url", ""))
-        for r in results
-        for o in r.objects
-        if o.data.get("kind") == "GitRepository" and str(o.data.get("apiVersion", "")).startswith("source.toolkit.")
-    }
-    # Each GitRepository's ref, keyed like git_urls; ("", "") is the branch Flux syncs this repository from.
-    git_refs = {
-        (_namespace(o.data), (o.data.get("metadata") or {}).get("name")):
-            json.dumps((o.data.get("spec") or {}).get("ref") or {}, sort_keys=True) if (o.data.get("spec") or {}).get("ref") else ""
-        for r in results
-        for o in r.objects
-        if o.data.get("kind") == "GitRepository" and str(o.data.get("apiVersion", "")).startswith("source.toolkit.")
-    }
+    # ("", "") in git_refs is the branch Flux syncs this repository from.
+    git_urls, git_refs = git_repositories(o.data for r in results for o in r.objects)
     if branch := _default_branch(repo):
         git_refs[("", "")] = json.dumps({"branch": branch}, sort_keys=True)
     git_urls = _RefUrls(git_urls, git_refs)
