@@ -188,7 +188,11 @@ def validate_repo(
 
 def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: list[str], progress: Progress,
               ignore_missing_schemas: bool, schema_locations: list[str], cache: reuse.ValidateCache | None) -> Report:
-    eps = discover_entrypoints(repo)
+    eps = cache.entrypoints() if cache is not None else None
+    if eps is None:
+        eps = discover_entrypoints(repo)
+        if cache is not None:
+            cache.remember_entrypoints(eps)
     keys: list[str | None] = [None] * len(eps)
     cached: list[RenderResult | None] = [None] * len(eps)
     if cache is not None:
@@ -228,7 +232,7 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         schema_catalog=store.catalog,
     )
     refs = references.check_references(results, repo)
-    files = kustomizations.scan(repo)
+    files = _kustomization_files(repo, cache)
     refs_by_object: dict[int, list] = {}
     for obj, violation in refs.violations:
         refs_by_object.setdefault(id(obj), []).append(violation)
@@ -272,6 +276,20 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         if MISSING_SCHEMA_CHECK in skip:
             report.missing_schemas = []
     return report
+
+
+def _kustomization_files(repo: Path, cache: reuse.ValidateCache | None) -> kustomizations.KustomizationFiles:
+    """The file checks; with a cache, reused while no kustomization file changed."""
+    if cache is None or cache.state is None:
+        return kustomizations.scan(repo)
+    listed = cache.state.kustomization_files()
+    key = reuse._sha(reuse.code_fingerprint(), *(f"{rel}={digest}" for rel, digest in listed))
+    paths = [repo / rel for rel, _ in listed]
+    if (violations := cache.get(key, "files", counted=False)) is not None:
+        return kustomizations.scan(repo, paths, violations)
+    scanned = kustomizations.scan(repo, paths)
+    cache.put(key, "files", scanned.violations)
+    return scanned
 
 
 def _reported(result: RenderResult, outcome: reuse.Checked, refs_by_object: dict[int, list]) -> bool:

@@ -13,7 +13,9 @@ An entrypoint's entry is keyed by everything its build reads and everything its 
   anywhere in the repo (they define custom resources everywhere in it).
 
 So an unchanged entrypoint costs a file read, and a change to a base or a component changes the key of every
-overlay that uses it. Entrypoints that use a remote base are never cached (their input is not on this machine).
+overlay that uses it. A file whose size and modification time did not change is not even read again, and an
+entrypoint none of whose files changed keeps its key, in a tree of the same shape (repo_state.py); so does
+discovery when nothing it reads changed. Entrypoints that use a remote base are never cached (their input is not on this machine).
 Cross-references between entrypoints are always checked afresh, over every entrypoint's objects.
 
 Entries live under the user's cache directory (``$XDG_CACHE_HOME/gitops-forge/validate``), one pickle per repo holding
@@ -22,6 +24,7 @@ the entries and YAML parses its last run used (readable only by the user); a rep
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +49,7 @@ from ..render import (
     scan_manifests,
 )
 from ..template_source import cache_dir
+from .repo_state import RepoState
 
 FORMAT = "1"
 UNUSED_DAYS = 30
@@ -60,6 +64,7 @@ def _sha(*parts: str | bytes) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
 def code_fingerprint() -> str:
     """This validator's own code and the libraries whose results are stored."""
     from importlib.metadata import PackageNotFoundError, version
@@ -186,20 +191,45 @@ class ValidateCache:
     root: Path = field(default_factory=lambda: cache_dir() / "validate")
     hits: int = 0
     misses: int = 0
+    state: RepoState | None = None
     _digests: dict[str, str] = field(default_factory=dict)
     _closures: dict[str, frozenset[str]] = field(default_factory=dict)
     _stored: dict[str, Any] = field(default_factory=dict)
     _used: dict[str, Any] = field(default_factory=dict)
+    # (rel, mode, spec as JSON) -> (base, key, repo-relative input files), stored and this run's
+    _stored_keys: dict[tuple, tuple] = field(default_factory=dict)
+    _keys: dict[tuple, tuple] = field(default_factory=dict)
+    _stored_discovery: tuple[str, list[Entrypoint]] | None = None
+    _discovery: tuple[str, list[Entrypoint]] | None = None
+
+    def entrypoints(self) -> list[Entrypoint] | None:
+        """The last run's entrypoints when nothing discovery reads has changed since, else None."""
+        key = self.state.discovery_key() if self.state else ""
+        self._discovery = (key, [])
+        if self._stored_discovery and self._stored_discovery[0] == key:
+            self._discovery = self._stored_discovery
+            return list(self._stored_discovery[1])
+        return None
+
+    def remember_entrypoints(self, eps: list[Entrypoint]) -> None:
+        if self._discovery is not None:
+            self._discovery = (self._discovery[0], eps)
 
     def render_key(self, ep: Entrypoint, base: str, repo: Path) -> str | None:
+        ident = (ep.rel, ep.mode, json.dumps(ep.spec, sort_keys=True, default=str))
+        old = self._stored_keys.get(ident)
+        if old and old[0] == base and self.state and self.state.unchanged(old[2]):
+            self._keys[ident] = old
+            return old[1]
         try:
             files = inputs(ep, self._closures)
         except _Remote:
+            self._keys[ident] = (base, None, [])
             return None
-        parts = [base, ep.rel, ep.mode, json.dumps(ep.spec, sort_keys=True, default=str)]
+        parts = [base, *ident]
         prefix = str(repo) + os.sep
         for path in files:
-            digest = self._digests.get(path)
+            digest = self._digests.get(path) or (self.state.digest(path) if self.state else None)
             if digest is None:
                 try:
                     with open(path, "rb") as handle:
@@ -208,16 +238,20 @@ class ValidateCache:
                     digest = "unreadable"
                 self._digests[path] = digest
             parts.append(f"{path.removeprefix(prefix)}={digest}")
-        return _sha(*parts)
+        key = _sha(*parts)
+        # Outside the repo a file keeps its "../" path, which no state knows: such keys are always recomputed.
+        self._keys[ident] = (base, key, [Path(os.path.relpath(path, repo)).as_posix() for path in files])
+        return key
 
-    def get(self, key: str | None, kind: str) -> Any:
+    def get(self, key: str | None, kind: str, counted: bool = True) -> Any:
+        """The stored value, or None. ``hits``/``misses`` count the entrypoints' entries (``counted``)."""
         if key is None:
             return None
         value = self._stored.get(f"{kind}:{key}")
         if value is None:
-            self.misses += 1
+            self.misses += counted
             return None
-        self.hits += 1
+        self.hits += counted
         self._used[f"{kind}:{key}"] = value
         return value
 
@@ -236,12 +270,17 @@ class ValidateCache:
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
             pass
         self._stored = stored.get("entries") or {}
+        self._stored_keys = stored.get("keys") or {}
+        self._stored_discovery = stored.get("discovery")
         parses = _UsedMemo(stored.get("parses") or {})
         with parse_memo(parses):
+            self.state = RepoState.scan(repo, stored.get("state"))
             yield
-        if self._used.keys() != self._stored.keys() or parses.new or len(parses.used) != len(parses.stored):
+        if (self._used.keys() != self._stored.keys() or parses.new or len(parses.used) != len(parses.stored)
+                or self.state.reread or self._keys != self._stored_keys or self._discovery != self._stored_discovery):
             used_parses = {key: parses.stored.get(key, parses.new.get(key)) for key in parses.used}
-            self._write(path, {"entries": self._used, "parses": used_parses})
+            self._write(path, {"entries": self._used, "parses": used_parses, "state": self.state.to_store(),
+                               "keys": self._keys, "discovery": self._discovery})
 
     def _write(self, path: Path, value: Any) -> None:
         try:

@@ -44,8 +44,8 @@ class FileViolation:
 @dataclass
 class KustomizationFiles:
     repo: Path
+    files: list[Path]  # every kustomization file of the repo
     violations: list[FileViolation] = field(default_factory=list)
-    bodies: list[tuple[Path, dict]] = field(default_factory=list)  # (kustomization file, its first document)
     # (kind, name, container) -> files of strategic-merge patches that name that container; indexed on first use
     # (only a GF020 finding asks, and a large repo has thousands of patches)
     _patched_containers: dict[tuple[str, str, str], list[str]] | None = None
@@ -54,7 +54,10 @@ class KustomizationFiles:
     def patched_containers(self) -> dict[tuple[str, str, str], list[str]]:
         if self._patched_containers is None:
             self._patched_containers = {}
-            for kfile, body in self.bodies:
+            for kfile in self.files:
+                body = _first_document(kfile)
+                if not isinstance(body, dict):
+                    continue
                 for patch, where in _strategic_merge_patches(body, kfile, self.repo):
                     for key in _named_containers(patch):
                         self._patched_containers.setdefault(key, []).append(where)
@@ -67,15 +70,19 @@ class KustomizationFiles:
         return next((f for f in files if f.startswith(prefix)), files[0] if files else None)
 
 
-def scan(repo: Path) -> KustomizationFiles:
+def scan(repo: Path, files: list[Path] | None = None, violations: list[FileViolation] | None = None) -> KustomizationFiles:
+    """The repo's kustomization files (``files`` when the caller has walked the repo already) and their
+    deprecated fields (``violations`` when the caller knows them for these very files)."""
     repo = Path(os.path.realpath(repo))
-    out = KustomizationFiles(repo)
-    for kfile in _kustomization_files(repo):
+    out = KustomizationFiles(repo, list(_kustomization_files(repo)) if files is None else files)
+    if violations is not None:
+        out.violations = violations
+        return out
+    for kfile in out.files:
         rel = Path(os.path.relpath(kfile, repo)).as_posix()
         body = _first_document(kfile)
         if not isinstance(body, dict):
             continue
-        out.bodies.append((kfile, body))
         for name, replacement in DEPRECATED_FIELDS.items():
             if name in body:
                 out.violations.append(FileViolation(rel, Violation(DEPRECATED_FIELD, f"{name} -> use {replacement}")))

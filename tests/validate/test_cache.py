@@ -4,6 +4,7 @@ checked against invalidates it, and results with and without the cache are the s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -96,6 +97,59 @@ def test_a_changed_base_invalidates_every_overlay_that_uses_it(repo, schemas, tm
     assert cache.hits == 2 * (len(report.entrypoints) - 2)  # everything else was reused
     _, fresh = run(repo, schemas, None)
     assert cached == fresh
+
+
+def age(repo: Path, seconds: int = 3600) -> None:
+    """Make every file look last modified ``seconds`` ago, out of the window where a same-size edit in the same
+    clock tick could hide (so the cache trusts size and time, as it will on a real repo)."""
+    for path in repo.rglob("*"):
+        info = path.stat()
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns - seconds * 1_000_000_000))
+
+
+def test_discovery_is_reused_only_while_nothing_it_reads_changed(repo, schemas, tmp_path, monkeypatch):
+    import generator.validate as validate_module
+
+    age(repo)
+    run(repo, schemas, ValidateCache(tmp_path / "cache"))
+    discoveries = []
+    real = validate_module.discover_entrypoints
+    monkeypatch.setattr(validate_module, "discover_entrypoints", lambda r: discoveries.append(r) or real(r))
+
+    # An image tag and a comment: the same entrypoints.
+    overlay = repo / "apps/web/dev/kustomization.yaml"
+    overlay.write_text(overlay.read_text() + "# reviewed\nimages:\n- name: ghcr.io/acme/web\n  newTag: 1.2.4\n")
+    cache = ValidateCache(tmp_path / "cache")
+    _, warm = run(repo, schemas, cache)
+    assert discoveries == []
+    assert cache.misses == 2  # apps/web/dev rendered and checked again, nothing else
+    assert warm == run(repo, schemas, None)[1]
+
+    # A Flux Kustomization now declares apps/web/dev: discovered again, built the way Flux builds it.
+    flux = repo / "clusters/prod/apps.yaml"
+    flux.write_text(flux.read_text().replace("./apps/web/prod", "./apps/web/dev"))
+    discoveries.clear()
+    report, warm = run(repo, schemas, ValidateCache(tmp_path / "cache"))
+    assert len(discoveries) == 1
+    assert warm == run(repo, schemas, None)[1]
+    assert "apps/web/prod" in report.entrypoints  # a root again, now that nothing declares it
+
+
+def test_an_edit_that_keeps_size_and_time_is_seen_in_the_same_clock_tick(repo, schemas, tmp_path, good_deployment):
+    """A file rewritten with the same size and modification time right after a run (git's "racily clean"
+    case) is read again, not trusted by its time."""
+    report, _ = run(repo, schemas, ValidateCache(tmp_path / "cache"))
+    assert report.ok
+    deployment = repo / "apps/api/deployment.yaml"
+    before = deployment.stat()
+    text = deployment.read_text()
+    assert "runAsNonRoot: true" in text
+    deployment.write_text(text.replace("runAsNonRoot: true", "runAsNonRoot: 1234"))
+    os.utime(deployment, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert deployment.stat().st_size == before.st_size
+    report, warm = run(repo, schemas, ValidateCache(tmp_path / "cache"))
+    assert any("runAsNonRoot" in f.message for f in report.findings)
+    assert warm == run(repo, schemas, None)[1]
 
 
 def test_a_file_an_overlay_names_outside_its_directory_is_part_of_its_key(repo, schemas, tmp_path):
