@@ -12,7 +12,6 @@ from pathlib import Path
 from ..render import (
     Entrypoint,
     RenderedObject,
-    RenderResult,
     _kustomization_file,
     discover_entrypoints,
     find_tool,
@@ -194,14 +193,14 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         if cache is not None:
             cache.remember_entrypoints(eps)
     keys: list[str | None] = [None] * len(eps)
-    cached: list[RenderResult | None] = [None] * len(eps)
+    builds: list[reuse.Build | None] = [None] * len(eps)
     if cache is not None:
         base = reuse._sha(reuse.code_fingerprint(), reuse.tool_fingerprint(find_tool()))
         for i, ep in enumerate(eps):
             keys[i] = cache.render_key(ep, base, repo)
             if (hit := cache.get(keys[i], "render")) is not None:
-                cached[i] = reuse.load_render(ep, hit)
-    todo = [i for i, r in enumerate(cached) if r is None]
+                builds[i] = reuse.Build.load(ep, hit)
+    todo = [i for i, b in enumerate(builds) if b is None]
     rendered = len(eps) - len(todo)
     progress("render", rendered, len(eps))
 
@@ -211,19 +210,19 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         progress("render", rendered, len(eps))
 
     for i, result in zip(todo, render_repo(repo, [eps[i] for i in todo], on_rendered=on_rendered, origins=False)):
-        cached[i] = result
+        builds[i] = reuse.Build.of(result)
         if cache is not None and not result.error:
-            cache.put(keys[i], "render", reuse.dump_render(result))
-    results: list[RenderResult] = cached  # type: ignore[assignment] - every slot is filled
+            cache.put(keys[i], "render", builds[i].dump())
+    done: list[reuse.Build] = builds  # type: ignore[assignment] - every slot is filled
     # CRDs rendered anywhere in the repo describe custom resources everywhere in it.
-    store.add_crds(o.data for r in results for o in r.objects)
+    crds = [crd for b in done for crd in b.crds]
+    store.add_crds(crds)
     check_base = None
     if cache is not None:
-        crds = [o.data for r in results for o in r.objects if o.data.get("kind") == "CustomResourceDefinition"]
         check_base = reuse._sha(reuse.schema_fingerprint(store.kubernetes_version, [*schema_locations, *([str(BUNDLED_SCHEMAS)] if store.bundled else []), *([store.catalog] if store.catalog else [])]),
                                 reuse.crd_fingerprint(crds))
     report = Report(
-        entrypoints=[r.entrypoint.rel for r in results],
+        entrypoints=[ep.rel for ep in eps],
         ignore_missing_schemas=ignore_missing_schemas,
         skipped_checks=skip,
         kubernetes_version=store.kubernetes_version,
@@ -231,36 +230,39 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         bundled_schemas=store.bundled,
         schema_catalog=store.catalog,
     )
-    refs = references.check_references(results, repo)
+    refs = references.check_references([b.result for b in done], repo, [b.facts for b in done])
     files = _kustomization_files(repo, cache)
-    refs_by_object: dict[int, list] = {}
-    for obj, violation in refs.violations:
-        refs_by_object.setdefault(id(obj), []).append(violation)
-    total = sum(len(r.objects) for r in results)
+    refs_by_object: dict[tuple[int, int], list] = {}
+    for i, index, violation in refs.violations:
+        refs_by_object.setdefault((i, index), []).append(violation)
+    total = sum(b.count for b in done)
     checked = 0
     outcomes = []
-    for key, result in zip(keys, results):
-        outcomes.append(_checks(result, store, cache, reuse._sha(key, check_base) if key and check_base else None))
-        checked += len(result.objects)
+    for key, build in zip(keys, done):
+        outcomes.append(_checks(build, store, cache, reuse._sha(key, check_base) if key and check_base else None))
+        checked += build.count
         progress("check", checked, total)
-    _find_sources(repo, [r for r, o in zip(results, outcomes) if _reported(r, o, refs_by_object)], cache, keys, results)
+    reported = [i for i, outcome in enumerate(outcomes) if _reported(i, done[i], outcome, refs_by_object)]
+    _find_sources(repo, [done[i] for i in reported], cache, [keys[i] for i in reported])
 
-    for result, outcome in zip(results, outcomes):
-        ep = result.entrypoint
-        if result.error and not (ep.path in refs.handled_paths and not ep.path.is_dir()):
-            report.render_errors.append(RenderError(ep.rel, result.error, _entrypoint_file(ep, repo)))
-        report.objects += len(result.objects)
+    for i, (build, outcome) in enumerate(zip(done, outcomes)):
+        ep = build.result.entrypoint
+        if build.result.error and not (ep.path in refs.handled_paths and not ep.path.is_dir()):
+            report.render_errors.append(RenderError(ep.rel, build.result.error, _entrypoint_file(ep, repo)))
+        report.objects += build.count
+        if i not in reported:
+            continue
         violations: dict[int, list] = {}
         for index, check_id, detail in outcome.policy:
             violations.setdefault(index, []).append(Violation(known[check_id], detail))
-        for index, obj in enumerate(result.objects):
+        for index, obj in enumerate(build.objects()):
             own = violations.get(index, [])
             deprecated = any(v.check.id == policy.DEPRECATED_API_CHECK for v in own)
             status, source, errors = outcome.schema[index]
             _schema(report, SchemaResult(status, source, [SchemaError(*e) for e in errors]), obj, deprecated)
             for v in own:
                 report.findings.append(_policy_finding(obj, v, files))
-            report.findings += [_finding(obj, v.check, v.message) for v in refs_by_object.get(id(obj), [])]
+            report.findings += [_finding(obj, v.check, v.message) for v in refs_by_object.get((i, index), [])]
 
     for fv in files.violations:
         directory = Path(fv.file).parent.as_posix()
@@ -292,28 +294,28 @@ def _kustomization_files(repo: Path, cache: reuse.ValidateCache | None) -> kusto
     return scanned
 
 
-def _reported(result: RenderResult, outcome: reuse.Checked, refs_by_object: dict[int, list]) -> bool:
-    """Whether any object of the entrypoint will be named in the report (and so needs its source file)."""
+def _reported(i: int, build: reuse.Build, outcome: reuse.Checked, refs_by_object: dict[tuple[int, int], list]) -> bool:
+    """Whether any object of the entrypoint will be named in the report (and so needs its objects and their
+    source files)."""
     return bool(outcome.policy) or any(
-        status == "missing" or errors or id(obj) in refs_by_object
-        for (status, _, errors), obj in zip(outcome.schema, result.objects)
+        status == "missing" or errors or (i, index) in refs_by_object
+        for index, (status, _, errors) in enumerate(outcome.schema)
     )
 
 
-def _find_sources(repo: Path, reported: list[RenderResult], cache: reuse.ValidateCache | None,
-                  keys: list[str | None], results: list[RenderResult]) -> None:
+def _find_sources(repo: Path, reported: list[reuse.Build], cache: reuse.ValidateCache | None,
+                  keys: list[str | None]) -> None:
     """Fill in the source file of the objects of ``reported`` entrypoints (rendered without origins, which
     costs kustomize twice the time) by building them again with origins, and cache them with their sources."""
-    todo = [r for r in reported if r.objects and any(o.source is None for o in r.objects)]
+    todo = [(b, k) for b, k in zip(reported, keys) if any(o.source is None for o in b.objects())]
     if not todo:
         return
-    key_of = {id(r): k for k, r in zip(keys, results)}
-    for plain, sourced in zip(todo, render_repo(repo, [r.entrypoint for r in todo], origins=True)):
+    for (build, key), sourced in zip(todo, render_repo(repo, [b.result.entrypoint for b, _ in todo], origins=True)):
         found = {_object_id(o.data): o.source for o in sourced.objects}
-        for obj in plain.objects:
+        for obj in build.objects():
             obj.source = found.get(_object_id(obj.data))
-        if cache is not None and not plain.error:
-            cache.put(key_of[id(plain)], "render", reuse.dump_render(plain))
+        if cache is not None and not build.result.error:
+            cache.put(key, "render", build.dump())
 
 
 def _object_id(data: dict) -> tuple:
@@ -321,19 +323,19 @@ def _object_id(data: dict) -> tuple:
     return (str(data.get("apiVersion")), str(data.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
 
 
-def _checks(result: RenderResult, store: SchemaStore, cache: reuse.ValidateCache | None, key: str | None) -> reuse.Checked:
+def _checks(build: reuse.Build, store: SchemaStore, cache: reuse.ValidateCache | None, key: str | None) -> reuse.Checked:
     """Schema results and policy violations of one entrypoint's objects: cached, or computed and cached. Results
     with a missing schema are not cached: the schema may be reachable next time."""
     if cache is not None and (hit := cache.get(key, "check")) is not None:
         return hit
-    datas = [o.data for o in result.objects]
+    datas = [o.data for o in build.objects()]
     index_of = {id(data): n for n, data in enumerate(datas)}
     schema = []
     for data in datas:
         found = store.validate(_as_applied(data))
         schema.append((found.status, found.source, [(e.path, e.message) for e in found.errors]))
     checked = reuse.Checked(schema, [(index_of[id(d)], v.check.id, v.detail) for d, v in policy.check_objects(datas)])
-    if cache is not None and not result.error and all(status != "missing" for status, _, _ in schema):
+    if cache is not None and not build.result.error and all(status != "missing" for status, _, _ in schema):
         cache.put(key, "check", checked)
     return checked
 

@@ -49,9 +49,10 @@ from ..render import (
     scan_manifests,
 )
 from ..template_source import cache_dir
+from .references import BuildFacts, build_facts
 from .repo_state import RepoState
 
-FORMAT = "1"
+FORMAT = "2"
 UNUSED_DAYS = 30
 _CODE = Path(__file__).resolve().parents[1]
 
@@ -323,10 +324,36 @@ class _UsedMemo(dict):
         self.new[key] = value
 
 
-def dump_render(result: RenderResult) -> tuple[str | None, list[tuple[dict, str | None]]]:
-    return result.error, [(o.data, o.source) for o in result.objects]
+@dataclass
+class Build:
+    """One entrypoint's render as validate keeps it: what the reference checks need, the object count and the
+    CRDs at hand; the objects themselves loaded only when asked. Unpickling every object of a large repo costs
+    more than everything else a warm run does, and only the entrypoints that changed or that the report names
+    need them."""
 
+    result: RenderResult  # its objects are loaded by objects() when the build came from the cache
+    facts: BuildFacts
+    count: int
+    crds: list[dict]
+    _stored: bytes | None = None
 
-def load_render(ep: Entrypoint, value: tuple[str | None, list[tuple[dict, str | None]]]) -> RenderResult:
-    error, objects = value
-    return RenderResult(ep, [RenderedObject(data, ep.rel, source) for data, source in objects], error)
+    @classmethod
+    def of(cls, result: RenderResult) -> Build:
+        crds = [o.data for o in result.objects if o.data.get("kind") == "CustomResourceDefinition"]
+        return cls(result, build_facts(result.objects), len(result.objects), crds)
+
+    @classmethod
+    def load(cls, ep: Entrypoint, value: tuple) -> Build:
+        error, facts, count, crds, stored = value
+        return cls(RenderResult(ep, [], error), facts, count, crds, stored)
+
+    def objects(self) -> list[RenderedObject]:
+        if self._stored is not None:
+            rel = self.result.entrypoint.rel
+            self.result.objects = [RenderedObject(data, rel, source) for data, source in pickle.loads(self._stored)]
+            self._stored = None
+        return self.result.objects
+
+    def dump(self) -> tuple:
+        stored = pickle.dumps([(o.data, o.source) for o in self.objects()], protocol=pickle.HIGHEST_PROTOCOL)
+        return self.result.error, self.facts, self.count, self.crds, stored

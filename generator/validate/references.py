@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..render import (
     _BUILD_KEYS,
+    Entrypoint,
     RenderedObject,
     RenderResult,
     _declared_paths,
@@ -87,73 +88,111 @@ BOOTSTRAP_OBJECTS: frozenset[Key] = frozenset({
 
 @dataclass
 class ReferenceResult:
-    violations: list[tuple[RenderedObject, Violation]]
+    violations: list[tuple[int, int, Violation]]  # (result index, object index, violation)
     # Entrypoint paths that do not exist but are reported here (GF203) or belong to another repository, so
     # their render error adds nothing.
     handled_paths: set[Path]
 
 
-def check_references(results: list[RenderResult], repo: Path) -> ReferenceResult:
+@dataclass
+class BuildFacts:
+    """What the reference checks need of one build's objects: small, so validate's cache keeps it next to the
+    render and an unchanged entrypoint's objects need not be loaded at all."""
+
+    # (object index, check id, message, (namespace, podSelector) of a NetworkPolicy whose own build has no match
+    # (a neighbour may have one), else None)
+    same_build: list[tuple[int, str, str, tuple[str | None, dict] | None]]
+    pods: list[tuple[str | None, dict]]  # (namespace, pod labels) of every pod template
+    keys: set[Key]
+    references: list[tuple[int, str, Key, str]]  # (object index, check id, target, description), skips applied
+    # (object index, object, whether the object skips GF203) of objects declaring paths, and GitRepositories
+    gitops: list[tuple[int, dict, bool]]
+
+
+def build_facts(objects: list[RenderedObject]) -> BuildFacts:
+    index_of = {id(obj): n for n, obj in enumerate(objects)}
+    same_build = [
+        (index_of[id(obj)], v.check.id, v.message,
+         (_namespace(obj.data), (obj.data.get("spec") or {}).get("podSelector") or {}) if v.check is NETWORK_POLICY else None)
+        for obj, v in _same_build(objects)
+    ]
+    references, gitops = [], []
+    for n, obj in enumerate(objects):
+        skipped = skipped_checks(obj.data)
+        references += [(n, check.id, target, what) for check, target, what in _gitops_references(obj.data)
+                       if check.id not in skipped]
+        if _declared_paths(obj.data) or obj.data.get("kind") == "GitRepository":
+            gitops.append((n, obj.data, PATH.id in skipped))
+    return BuildFacts(same_build, _pod_templates(objects), _keys(objects), references, gitops)
+
+
+_BY_ID = {check.id: check for check in CHECKS}
+
+
+def check_references(
+    results: list[RenderResult], repo: Path, facts: list[BuildFacts] | None = None
+) -> ReferenceResult:
+    """The reference checks over every entrypoint; ``facts`` (one per result, from build_facts) spare reading
+    the results' objects."""
     repo = Path(os.path.realpath(repo))
-    out: list[tuple[RenderedObject, Violation]] = []
-    scopes = _scopes(results, repo)
+    facts = [build_facts(r.objects) for r in results] if facts is None else facts
+    eps = [r.entrypoint for r in results]
+    out: list[tuple[int, int, Violation]] = []
+    scopes = _scopes(eps, facts, repo)
 
     # Pods by namespace, per set of entrypoints applied together: built once per set, not once per policy
     # (a repo with hundreds of apps has a NetworkPolicy per app and environment).
     pods_in: dict[frozenset[int], dict[str | None, list[dict]]] = {}
 
-    def guards_a_neighbour(i: int, policy: dict) -> bool:
+    def guards_a_neighbour(i: int, namespace: str | None, selector: dict) -> bool:
         # A NetworkPolicy may guard pods another entrypoint of the same cluster deploys (the platform's
         # policies in tenants/ for the apps synced from apps/): it selects no pods only if no entrypoint
         # applied with it has a match. One that no cluster applies yet (an environment without a
         # cluster) is checked against the whole repo, like the references below.
         neighbours = frozenset(set().union(*(
-            members for root, members in scopes if i in members and results[root].entrypoint.mode != "kustomize"
-        )) or range(len(results)))
+            members for root, members in scopes if i in members and eps[root].mode != "kustomize"
+        )) or range(len(eps)))
         if neighbours not in pods_in:
             by_namespace: dict[str | None, list[dict]] = {}
             for j in neighbours:
-                for ns, labels in _pod_templates(results[j].objects):
+                for ns, labels in facts[j].pods:
                     by_namespace.setdefault(ns, []).append(labels)
             pods_in[neighbours] = by_namespace
-        selector = (policy.get("spec") or {}).get("podSelector") or {}
-        return any(_matches(selector, labels) for labels in pods_in[neighbours].get(_namespace(policy), ()))
+        return any(_matches(selector, labels) for labels in pods_in[neighbours].get(namespace, ()))
 
-    for i, result in enumerate(results):
+    for i, fact in enumerate(facts):
         out += [
-            (obj, violation)
-            for obj, violation in _same_build(result.objects)
-            if violation.check is not NETWORK_POLICY or not guards_a_neighbour(i, obj.data)
+            (i, index, Violation(_BY_ID[check_id], message))
+            for index, check_id, message, policy in fact.same_build
+            if policy is None or not guards_a_neighbour(i, *policy)
         ]
-    keys = [_keys(r.objects) for r in results]
+    keys = [fact.keys for fact in facts]
     scope_keys = [(root, frozenset().union(BOOTSTRAP_OBJECTS, *(keys[i] for i in members))) for root, members in scopes]
     everywhere = frozenset().union(BOOTSTRAP_OBJECTS, *keys)
-    own_urls = _own_urls(results, repo)
+    gitops = [data for fact in facts for _, data, _ in fact.gitops]
+    own_urls = _own_urls(gitops, repo)
     # ("", "") in git_refs is the branch Flux syncs this repository from.
-    git_urls, git_refs = git_repositories(o.data for r in results for o in r.objects)
+    git_urls, git_refs = git_repositories(gitops)
     if branch := _default_branch(repo):
         git_refs[("", "")] = json.dumps({"branch": branch}, sort_keys=True)
     git_urls = _RefUrls(git_urls, git_refs)
     handled: set[Path] = set()
-    for i, result in enumerate(results):
+    for i, fact in enumerate(facts):
         # The clusters (Flux/Argo CD roots) that apply this entrypoint; a plain kustomization nothing applies
         # (an environment without a cluster yet) resolves against the whole repo.
         mine = [
-            (results[root].entrypoint.rel, ks)
+            (eps[root].rel, ks)
             for (root, members), (_, ks) in zip(scopes, scope_keys)
-            if i in members and results[root].entrypoint.mode != "kustomize"
+            if i in members and eps[root].mode != "kustomize"
         ] or [("", everywhere)]
-        for obj in result.objects:
-            skipped = skipped_checks(obj.data)
-            for check, target, what in _gitops_references(obj.data):
-                if check.id in skipped:
-                    continue
-                missing = [root for root, ks in mine if target not in ks]
-                if missing:
-                    where = "" if len(missing) == len(mine) else f" (in what {', '.join(missing)} applies)"
-                    out.append((obj, Violation(check, f"{what}{where}")))
-            if PATH.id not in skipped:
-                out += [(obj, v) for v in _paths(obj.data, repo, own_urls, git_urls, handled)]
+        for index, check_id, target, what in fact.references:
+            missing = [root for root, ks in mine if target not in ks]
+            if missing:
+                where = "" if len(missing) == len(mine) else f" (in what {', '.join(missing)} applies)"
+                out.append((i, index, Violation(_BY_ID[check_id], f"{what}{where}")))
+        for index, data, path_skipped in fact.gitops:
+            if not path_skipped:
+                out += [(i, index, v) for v in _paths(data, repo, own_urls, git_urls, handled)]
     return ReferenceResult(out, handled)
 
 
@@ -329,20 +368,20 @@ def _build_key(spec: dict) -> str:
     return json.dumps({k: spec.get(k) for k in _BUILD_KEYS}, sort_keys=True)
 
 
-def _scopes(results: list[RenderResult], repo: Path) -> list[tuple[int, set[int]]]:
+def _scopes(eps: list[Entrypoint], facts: list[BuildFacts], repo: Path) -> list[tuple[int, set[int]]]:
     """(root index, indices applied with it) for each root; entrypoints no root reaches get a scope of their own."""
     by_path: dict[tuple[Path, str], list[int]] = {}
-    for i, r in enumerate(results):
-        by_path.setdefault((r.entrypoint.path, r.entrypoint.mode), []).append(i)
-    edges: dict[int, set[int]] = {i: set() for i in range(len(results))}
-    for i, r in enumerate(results):
-        for obj in r.objects:
-            for mode, path, spec in _declares(obj.data, repo):
+    for i, ep in enumerate(eps):
+        by_path.setdefault((ep.path, ep.mode), []).append(i)
+    edges: dict[int, set[int]] = {i: set() for i in range(len(eps))}
+    for i, fact in enumerate(facts):
+        for _, data, _ in fact.gitops:
+            for mode, path, spec in _declares(data, repo):
                 candidates = by_path.get((path, mode), [])
-                exact = [j for j in candidates if _build_key(results[j].entrypoint.spec) == _build_key(spec)]
+                exact = [j for j in candidates if _build_key(eps[j].spec) == _build_key(spec)]
                 edges[i].update(exact or candidates)
     declared = {j for i, targets in edges.items() for j in targets if j != i}
-    roots = [i for i in range(len(results)) if i not in declared]
+    roots = [i for i in range(len(eps)) if i not in declared]
 
     def closure(start: int) -> set[int]:
         seen, todo = {start}, [start]
@@ -355,7 +394,7 @@ def _scopes(results: list[RenderResult], repo: Path) -> list[tuple[int, set[int]
 
     scopes = [(root, closure(root)) for root in roots]
     reached = set().union(*(members for _, members in scopes)) if scopes else set()
-    for i in range(len(results)):  # cycles no root leads into
+    for i in range(len(eps)):  # cycles no root leads into
         if i not in reached:
             members = closure(i)
             scopes.append((i, members))
@@ -366,11 +405,11 @@ def _scopes(results: list[RenderResult], repo: Path) -> list[tuple[int, set[int]
 # --- paths -------------------------------------------------------------------------------------------
 
 
-def _own_urls(results: list[RenderResult], repo: Path) -> set[str]:
+def _own_urls(gitops: list[dict], repo: Path) -> set[str]:
     """The URLs this repository is known by (render.repo_urls), with the GitRepository that `flux bootstrap`
     created read from the rendered objects."""
-    bootstrap = [str((o.data.get("spec") or {}).get("url", "")) for r in results for o in r.objects
-                 if o.data.get("kind") == "GitRepository" and (o.data.get("metadata") or {}).get("name") == "flux-system"]
+    bootstrap = [str((data.get("spec") or {}).get("url", "")) for data in gitops
+                 if data.get("kind") == "GitRepository" and (data.get("metadata") or {}).get("name") == "flux-system"]
     return repo_urls(repo, bootstrap)
 
 
