@@ -21,6 +21,7 @@ from typing import Any, Iterator, Literal
 import yaml
 
 from . import answers as answers_model
+from . import staging
 from .template_source import TemplateSource, cache_dir
 
 ANSWERS_FILE = ".copier-answers.yml"
@@ -344,7 +345,12 @@ def init_git(repo: Path, branch: str) -> bool:
     """Make the generated tree a git repo with a first commit; False when git has no identity to commit with."""
     if _git(repo, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
         _git(repo, "init", "--quiet", f"--initial-branch={branch}")
-    _git(repo, "add", "--all")
+        try:
+            staging.stage_all(repo)  # one pack instead of a loose object per file
+        except (staging.StagingError, OSError):
+            _git(repo, "add", "--all")
+    else:
+        _git(repo, "add", "--all")
     return _git(repo, "commit", "--quiet", "-m", "Generate repository with gitops-forge", check=False).returncode == 0
 
 
