@@ -560,13 +560,15 @@ def _compare_revisions(report: DiffReport, root: Path, checkout: Callable[[str],
     report.rendered = sum(len(e) for e in plan.render.values())
     base.write_inputs(plan.render["base"])
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {side: pool.submit(render_repo, roots[side], plan.render[side]) for side in eps if plan.render[side]}
+        # No origin annotations: a diff names objects, not their files, and they double kustomize's work.
+        futures = {side: pool.submit(render_repo, roots[side], plan.render[side], origins=False)
+                   for side in eps if plan.render[side]}
         results = {side: (futures[side].result() if side in futures else []) for side in eps}
     if any(r.error for r in results["base"]) and not base.complete:
         # A file the build reads that the base's checkout lacks (one named from another directory, say): the
         # same build with every file of the base. An error that stays is the base's own.
         base.write_all()
-        results["base"] = render_repo(roots["base"], plan.render["base"])
+        results["base"] = render_repo(roots["base"], plan.render["base"], origins=False)
     clusters = _clusters(results["head"])
     for key, names in _clusters(results["base"]).items():
         clusters.setdefault(key, names)
