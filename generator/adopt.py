@@ -28,8 +28,8 @@ from . import answers as answers_model
 from . import questions as questions_model
 from . import scaffold, template_source
 from .render import normal_url
+from .yaml_loader import SafeLoader as _LOADER
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Conventional environment names in promotion order; other names are ordered by a question.
 _ENV_RANK = ["dev", "development", "test", "qa", "int", "integration", "stage", "staging", "uat", "preprod",
              "pre-prod", "prod", "production"]

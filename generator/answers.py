@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from . import yaml_loader
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 GIT_URL = re.compile(r"^(https|ssh)://[A-Za-z0-9@._-]+(:[0-9]+)?/[A-Za-z0-9._/-]+$")
 IDP_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,127}$")
@@ -418,7 +420,7 @@ def load_data_file(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise AnswersError(f"--data-file {path}: cannot be read ({error.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_loader.safe_load(text)
     except yaml.YAMLError as error:
         raise AnswersError(f"--data-file {path}: not valid YAML ({_first_line(error)})") from None
     if not isinstance(data, dict):

@@ -13,13 +13,14 @@ from typing import Any
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from . import yaml_loader
 from .template_source import questions_file
 
 
 def load(path: Path | None = None) -> dict[str, dict[str, Any]]:
     """Questions by name, in the order copier.yml asks them. Values computed for the templates
     (`when: false`: never asked, never recorded) are not questions and are left out."""
-    config = yaml.safe_load((path or questions_file()).read_text())
+    config = yaml_loader.safe_load((path or questions_file()).read_text())
     return {name: spec for name, spec in config.items() if not name.startswith("_") and spec.get("when") is not False}
 
 

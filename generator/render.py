@@ -37,11 +37,12 @@ from pathlib import Path
 
 import yaml
 
+from .yaml_loader import SafeLoader as _LOADER
+
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 SUBSTITUTE_DISABLED = "kustomize.toolkit.fluxcd.io/substitute"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Entrypoints per kustomize run at most. Larger batches start kustomize less often; a failing entrypoint costs
 # about log2(size) extra runs to isolate.
 BATCH_SIZE = 32

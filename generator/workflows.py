@@ -7,12 +7,13 @@ it can be called and tested without a terminal.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import answers as answers_model
-from . import changes, questions, scaffold, template_source
+from . import changes, questions, scaffold, staging, template_source
 from .answers import AnswersError
 from .template_source import CANONICAL_URL, TemplateSource
 
@@ -73,8 +74,13 @@ def gather_answers(
 
 def new_repo(destination: Path, answers: dict[str, Any], *, source: TemplateSource | None = None, force: bool = False, git: bool = True) -> NewResult:
     source = source or template_source.builtin()
-    written = scaffold.new(destination, answers, source, force=force)
-    committed = git and scaffold.init_git(destination, answers["default_branch"])
+    branch = answers["default_branch"]
+    scaffold.check_destination(destination.absolute(), force=force)
+    destination.absolute().parent.mkdir(parents=True, exist_ok=True)
+    # Git packs the files on the other core while Copier writes them.
+    with (staging.BlobStream(destination.absolute().parent, branch) if git else nullcontext()) as blobs:
+        written = scaffold.new(destination, answers, source, force=force, blobs=blobs)
+        committed = git and scaffold.init_git(destination, branch, blobs)
     version = str(scaffold.read_answers(destination).get("_commit", "unknown"))
     return NewResult(destination, answers, written, version, committed)
 

@@ -105,6 +105,13 @@ YIELD_TEMPLATES = {
          "same/{% yield s from strings %}{{ s }}{% endyield %}.txt.jinja": "{{ _copier_conf.answers_file }} {{ s }}"},
         {"strings": ["a", "b"]},
     ),
+    # A yield over nothing leaves Copier's yield state set until the next compilation resets it: every
+    # later path must still render (the reset must happen when compiled code comes from a cache too).
+    "empty yield before other paths": (
+        {"{% yield s from empty %}{{ s }}{% endyield %}.txt": "x",
+         **{f"{name}.txt.jinja": "{{ empty|length }}" for name in ("a", "k", "z", "m/n", "m/o")}},
+        {"empty": []},
+    ),
 }
 YIELD_ERRORS = {
     "yield tag in a file": ({"file.txt.jinja": "{% yield item from strings %}{{ item }}{% endyield %}"},
@@ -136,10 +143,12 @@ def test_yield_renders_as_copier_does(tmp_path, case):
     files, data = YIELD_TEMPLATES[case]
     template = _template(tmp_path / "src", files, data)
     _fast_copy(template, tmp_path / "fast", data)
+    _fast_copy(template, tmp_path / "fast-warm", data)  # compiled templates now come from the cache
     copier("copy", "--quiet", "--defaults", str(template), str(tmp_path / "raw"), cwd=tmp_path)
-    fast, raw = tree(tmp_path / "fast"), tree(tmp_path / "raw")
+    fast, warm, raw = tree(tmp_path / "fast"), tree(tmp_path / "fast-warm"), tree(tmp_path / "raw")
     assert len(raw) > 1
     assert fast == raw
+    assert warm == raw
 
 
 @pytest.mark.parametrize("case", sorted(YIELD_ERRORS))
@@ -197,21 +206,40 @@ def releases(tmp_path_factory) -> tuple[Path, str, str]:
 
 
 @pytest.mark.parametrize("engine", ["flux", "argocd"])
-def test_new_is_byte_identical_to_copier_copy(tmp_path, engine):
+def test_new_is_byte_identical_to_copier_copy(tmp_path, engine, monkeypatch):
     """gitops-forge new (canonical URL redirected to this checkout's bundle) vs copier copy of the same."""
     from generator import template_source
 
     answers = _answers(engine)
     source = template_source.from_checkout(ROOT)
     scaffold.new(tmp_path / "forge", answers, source)
+    compiled = _count_compilations(monkeypatch)
+    scaffold.new(tmp_path / "forge-warm", answers, source)  # every template's compiled code from the cache
+    assert compiled == []
     data = tmp_path / "answers.yml"
     data.write_text(yaml.safe_dump(answers))
     copier("copy", "--quiet", "--trust", "--defaults", "--data-file", str(data), CANONICAL_URL, str(tmp_path / "raw"),
            cwd=tmp_path, env={**source.git_env(), "COPIER_CACHE_DIR": str(tmp_path / "cc")})
-    forge, raw = tree(tmp_path / "forge"), tree(tmp_path / "raw")
+    forge, warm, raw = tree(tmp_path / "forge"), tree(tmp_path / "forge-warm"), tree(tmp_path / "raw")
     assert len(raw) > 500
     assert sorted(forge) == sorted(raw)
     assert forge == raw
+    assert warm == raw
+
+
+def _count_compilations(monkeypatch) -> list[str]:
+    import jinja2
+
+    compiled: list[str] = []
+    compile_ = jinja2.Environment.compile
+
+    def counting(self, source, *args, **kwargs):
+        if isinstance(source, str):  # Copier also "compiles" non-string question settings (True): no source
+            compiled.append(source)
+        return compile_(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    return compiled
 
 
 def _generated(tmp_path: Path, releases, engine: str) -> tuple[Path, Path, TemplateSource]:
