@@ -27,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 from referencing import Registry, Resource
 
 from ..template_source import cache_dir
+from . import go_regex
 
 DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
 _PLACEHOLDER = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
@@ -190,6 +191,29 @@ _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 _SCHEMA_MAPS = ("properties", "patternProperties", "definitions", "$defs")
 
 
+def _portable(node):
+    """A copy of a JSON schema whose `pattern`s (and `patternProperties` names) are Go regular expressions
+    that ECMA-262 and Python read alike (go_regex.py). Only schema keywords are walked, never data."""
+    if isinstance(node, list):
+        return [_portable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    if isinstance(node.get("pattern"), str):
+        out["pattern"] = go_regex.portable(node["pattern"])
+    for key in _ONE_SCHEMA:
+        if isinstance(node.get(key), (dict, list)):
+            out[key] = _portable(node[key])
+    for key in _SCHEMA_LISTS:
+        if isinstance(node.get(key), list):
+            out[key] = [_portable(item) for item in node[key]]
+    for key in _SCHEMA_MAPS:
+        if isinstance(node.get(key), dict):
+            rename = go_regex.portable if key == "patternProperties" else (lambda name: name)
+            out[key] = {rename(name): _portable(sub) for name, sub in node[key].items()}
+    return out
+
+
 def _strict(node, *, drop_descriptions: bool = False):
     """OpenAPI v3 structural schema -> JSON schema that rejects unknown fields, as the API server prunes them.
 
@@ -320,19 +344,19 @@ class SchemaStore:
             schema = self._read(where, loc)
             if schema is not None:
                 cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-                return cls(schema), where
+                return cls(_portable(schema)), where
         if self.bundled and (prov := bundled_schemas().get(bundled_file(*key))):
             schema = json.loads((BUNDLED_SCHEMAS / bundled_file(*key)).read_text(encoding="utf-8"))
             origin = f"{prov['repo']} {prov['tag']}" if "repo" in prov else prov["source"]
-            return jsonschema.Draft202012Validator(schema), f"bundled schema ({origin})"
+            return jsonschema.Draft202012Validator(_portable(schema)), f"bundled schema ({origin})"
         if key in self._repo_crds:
-            return jsonschema.Draft202012Validator(self._repo_crds[key]), "CustomResourceDefinition in the repo"
+            return jsonschema.Draft202012Validator(_portable(self._repo_crds[key])), "CustomResourceDefinition in the repo"
         if self.catalog:
             where = self._fill(self.catalog, *key)
             schema = self._read(where, self.catalog)
             if schema is not None:
                 cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-                return cls(schema), where
+                return cls(_portable(schema)), where
         return None
 
     def _fill(self, loc: str, group: str, version: str, kind: str) -> str:
