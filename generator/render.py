@@ -51,7 +51,13 @@ BATCH_ANNOTATION = "gitops-forge.io/render-batch-member"
 # costs it a quarter of its CPU time and its neighbour a core. Go collects only near GOMEMLIMIT then, so
 # memory stays bounded. A GOGC or GOMEMLIMIT the user set wins.
 _KUSTOMIZE_GC = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
-_KUSTOMIZE_ENV = {**os.environ, **({} if {"GOGC", "GOMEMLIMIT"} & set(os.environ) else _KUSTOMIZE_GC)}
+
+
+def kustomize_environment(environ: dict[str, str]) -> dict[str, str]:
+    return {**environ, **({} if {"GOGC", "GOMEMLIMIT"} & set(environ) else _KUSTOMIZE_GC)}
+
+
+_KUSTOMIZE_ENV = kustomize_environment(dict(os.environ))
 
 
 class RenderToolMissing(RuntimeError):

@@ -170,3 +170,11 @@ def test_no_render_tool(monkeypatch, make_repo):
     monkeypatch.setattr(render.shutil, "which", lambda _name: None)
     with pytest.raises(RenderToolMissing, match="kubectl"):
         render_repo(make_repo({"a/kustomization.yaml": "resources: []\n"}))
+
+
+def test_kustomize_collects_garbage_only_near_its_memory_limit_unless_the_user_tuned_go():
+    from generator.render import kustomize_environment
+
+    assert kustomize_environment({"PATH": "/bin"}) == {"PATH": "/bin", "GOGC": "off", "GOMEMLIMIT": "512MiB"}
+    assert kustomize_environment({"GOGC": "100"}) == {"GOGC": "100"}
+    assert kustomize_environment({"GOMEMLIMIT": "2GiB"}) == {"GOMEMLIMIT": "2GiB"}
