@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -140,7 +141,9 @@ def render_repo(
         for i, result in _render_batch([eps[i] for i in indices], indices, repo, tool, done, origins).items():
             results[i] = result
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # One thread more than kustomize runs at once: while a batch's output is parsed (Python), the next batch's
+    # kustomize already runs, so no core waits for the parse.
+    with ThreadPoolExecutor(max_workers=workers + 1) as pool:
         list(pool.map(run, batches))
     return results  # type: ignore[return-value] - every slot is filled
 
@@ -605,11 +608,16 @@ def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str], origins: bool
     return RenderResult(ep, objects)
 
 
+# kustomize is CPU-bound: more runs at once than cores only slows each of them.
+_KUSTOMIZE_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
 def _kustomize(tool: list[str], directory: Path, unrestricted: bool) -> subprocess.CompletedProcess:
     cmd = [*tool, str(directory)]
     if unrestricted:
         cmd.append("--load-restrictor=LoadRestrictionsNone")
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, env=_KUSTOMIZE_ENV)
+    with _KUSTOMIZE_SLOTS:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, env=_KUSTOMIZE_ENV)
 
 
 def _render_batch(

@@ -85,3 +85,32 @@ def test_batches_keep_entrypoints_that_share_files_or_object_names_apart(make_re
     batches = [{rel[i] for i in b} for b in _batches(eps, list(rel), size=8, workers=1)]
     assert not any({"dev", "prod"} <= b or {"other", "copy"} <= b for b in batches)
     assert sorted(map(len, batches)) == [2, 2]
+
+
+def test_no_more_kustomize_runs_at_once_than_cores(fixture_repo, monkeypatch):
+    """The render pool has a thread more than cores (one parses while the others build), yet kustomize, which is
+    CPU-bound, never runs more often at once than there are cores."""
+    import os
+    import threading
+    import time
+
+    running, most = 0, 0
+    lock = threading.Lock()
+    real_run = render.subprocess.run
+
+    def counting_run(*args, **kwargs):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.05)  # long enough for every pool thread to be inside at once, if allowed
+            return real_run(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(render.subprocess, "run", counting_run)
+    results = render_repo(fixture_repo("flux2-kustomize-helm-example"), batch_size=1)
+    assert len(results) > (os.cpu_count() or 1) + 1
+    assert most == (os.cpu_count() or 1)
