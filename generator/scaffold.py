@@ -370,9 +370,10 @@ def init_git(repo: Path, branch: str, blobs: staging.BlobStream | None = None) -
     """Make the generated tree a git repo with a first commit; False when git has no identity to commit with.
     ``blobs``, if given, streamed the files while they were written, into a repository made on ``branch``."""
     if _git(repo, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
-        present = blobs.sent if blobs and blobs.move_into(repo) else set()
-        if not present:
+        streamed = blobs is not None and blobs.move_into(repo)
+        if not streamed:
             _git(repo, "init", "--quiet", f"--initial-branch={branch}")
+        present = blobs.sent if streamed and blobs else set()
         try:
             staging.stage_all(repo, present)  # one pack instead of a loose object per file
         except (staging.StagingError, OSError):

@@ -75,10 +75,11 @@ def gather_answers(
 def new_repo(destination: Path, answers: dict[str, Any], *, source: TemplateSource | None = None, force: bool = False, git: bool = True) -> NewResult:
     source = source or template_source.builtin()
     branch = answers["default_branch"]
+    parent = destination.absolute().parent
     scaffold.check_destination(destination.absolute(), force=force)
-    destination.absolute().parent.mkdir(parents=True, exist_ok=True)
+    parent.mkdir(parents=True, exist_ok=True)
     # Git packs the files on the other core while Copier writes them.
-    with (staging.BlobStream(destination.absolute().parent, branch) if git else nullcontext()) as blobs:
+    with (staging.BlobStream(parent, branch) if git else nullcontext()) as blobs:
         written = scaffold.new(destination, answers, source, force=force, blobs=blobs)
         committed = git and scaffold.init_git(destination, branch, blobs)
     version = str(scaffold.read_answers(destination).get("_commit", "unknown"))
