@@ -3,8 +3,9 @@
     python benchmarks/bench_scale.py [--sizes 50,200,400] [--schemas DIR] [--skip-copier]
 
 For each size: an answer set with N apps over 10 teams, 4 environments and 4 clusters. Every command runs as a
-subprocess of this checkout (interpreter start-up included), once, and prints wall time and peak memory (max
-RSS of the process and the children it waited for):
+subprocess of this checkout (interpreter start-up included), once, after `sync` (so no step pays for writing
+out the files of the step before), and prints wall time and peak memory (max RSS of the process and the
+children it waited for):
 
 - `new`: `gitops-forge new --data-file` vs raw `copier copy --trust --defaults --data-file` of the same template;
 - `add app`, `remove app`, `set monitoring=false alerts_to=none pager=none` on the generated (committed) repo, each vs the equivalent raw
@@ -61,6 +62,8 @@ def answers(apps: int, *, teams: int = TEAMS, environments: tuple[str, ...] = EN
 
 def run(command: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
     """(seconds, peak RSS in MiB of the process and the children it waited for) of one command."""
+    # Earlier steps' files still waiting to be written out would otherwise be flushed on this command's time.
+    os.sync()
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
