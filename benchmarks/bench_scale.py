@@ -18,7 +18,10 @@ children it waited for):
   (bench_diff.VALIDATE_APP) plus `git worktree add` and removal, both measured right after it.
 
 The 0.3.0 column holds the figures issue 16 measured at 200 apps on this kind of machine. Timings live here,
-never in tests; the load average is printed because other work on the machine skews every figure.
+never in tests. The load average and a reference loop's time are printed at the start and after each size,
+because other work on the machine and a shared host's speed skew every figure. File creation is the floor of
+`new`, and on a file system mounted with online `discard` it is slower for a while after a big tree was
+deleted: compare runs on a quiet disk.
 """
 
 from __future__ import annotations
@@ -213,6 +216,21 @@ def print_table(apps: int, rows: list[tuple], budgets: dict[str, tuple[float, st
         print(line)
 
 
+def reference_loop() -> float:
+    """Seconds a fixed pure-Python loop takes now: the machine's speed at that moment. Shared virtual machines
+    drift (the same loop took 0.86-1.14 s on one of them within an hour), and every figure drifts with it."""
+    start = time.perf_counter()
+    total = 0
+    for n in range(5_000_000):
+        total += n
+    return time.perf_counter() - start
+
+
+def machine_line(when: str) -> str:
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{when}: load average {load}; reference loop {reference_loop():.2f}s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,200,400", help="comma-separated app counts (default 50,200,400)")
@@ -239,11 +257,11 @@ def main() -> None:
         # Warm the template bundle, .pyc files and the copier mirror once.
         subprocess.run([*FORGE, "new", str(work / "warm"), "--defaults", "--no-git"], env=env, cwd=work, check=True,
                        capture_output=True)
-        print(f"CPUs: {os.cpu_count()}; load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"CPUs: {os.cpu_count()}; {machine_line('at start')}")
         for apps in sizes:
             rows, budgets = bench_size(apps, work, env, options.schemas, options.skip_copier)
             print_table(apps, rows, budgets)
-            print(f"load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            print(machine_line("now"))
 
 
 if __name__ == "__main__":
