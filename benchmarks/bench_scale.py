@@ -18,10 +18,11 @@ children it waited for):
   (bench_diff.VALIDATE_APP) plus `git worktree add` and removal, both measured right after it.
 
 The 0.3.0 column holds the figures issue 16 measured at 200 apps on this kind of machine. Timings live here,
-never in tests. The load average and a reference loop's time are printed at the start and after each size,
-because other work on the machine and a shared host's speed skew every figure. File creation is the floor of
-`new`, and on a file system mounted with online `discard` it is slower for a while after a big tree was
-deleted: compare runs on a quiet disk.
+never in tests. The load average, a reference loop's time and the time to touch 1 GiB of fresh memory are
+printed at the start and after each size, because other work on the machine and a shared host's speed skew
+every figure (the same cold validate took 8.9 s and 11.3 s on one machine within an hour). File creation is
+the floor of `new`, and on a file system mounted with online `discard` it is slower for a while after a big
+tree was deleted: compare runs on a quiet disk.
 """
 
 from __future__ import annotations
@@ -217,8 +218,7 @@ def print_table(apps: int, rows: list[tuple], budgets: dict[str, tuple[float, st
 
 
 def reference_loop() -> float:
-    """Seconds a fixed pure-Python loop takes now: the machine's speed at that moment. Shared virtual machines
-    drift (the same loop took 0.86-1.14 s on one of them within an hour), and every figure drifts with it."""
+    """Seconds a fixed pure-Python loop takes now: the CPU's speed at that moment (shared hosts drift)."""
     start = time.perf_counter()
     total = 0
     for n in range(5_000_000):
@@ -226,9 +226,21 @@ def reference_loop() -> float:
     return time.perf_counter() - start
 
 
+def fresh_memory(mib: int = 512) -> float:
+    """Seconds to touch every page of newly mapped memory, twice ``mib`` MiB: what the kernel charges per page
+    first written. kustomize without GC (about 300 MB per batch) and every file written pay it; on a virtual
+    machine it moves with the host, independently of the loop above."""
+    start = time.perf_counter()
+    for _ in range(2):
+        block = bytearray(mib << 20)
+        block[::4096] = b"\1" * len(range(0, mib << 20, 4096))
+        del block
+    return time.perf_counter() - start
+
+
 def machine_line(when: str) -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{when}: load average {load}; reference loop {reference_loop():.2f}s"
+    return f"{when}: load average {load}; reference loop {reference_loop():.2f}s; fresh 1 GiB {fresh_memory():.2f}s"
 
 
 def main() -> None:
