@@ -47,7 +47,6 @@ SUBSTITUTE_DISABLED = "kustomize.toolkit.fluxcd.io/substitute"
 # Entrypoints per kustomize run at most. Larger batches start kustomize less often; a failing entrypoint costs
 # about log2(size) extra runs to isolate.
 BATCH_SIZE = 32
-BATCH_ANNOTATION = "gitops-forge.io/render-batch-member"
 # kustomize is a short-lived Go process: a batch allocates ~300 MB in all, and collecting garbage as it goes
 # costs it a quarter of its CPU time and its neighbour a core. Go collects only near GOMEMLIMIT then, so
 # memory stays bounded. A GOGC or GOMEMLIMIT the user set wins.
@@ -637,10 +636,20 @@ def _render_batch(
         members = []
         for k, ep in enumerate(eps):
             wrapper = root / f"w{k}"
-            wrapper.mkdir()
-            _write_kustomization(wrapper, _wrapper(ep, wrapper, member=k))
-            members.append(os.path.relpath(wrapper, top))
-        _write_kustomization(top, {"resources": members, **({"buildMetadata": ["originAnnotations"]} if origins else {})})
+            body = _wrapper(ep, wrapper)
+            if _kustomization_file(ep.path) and body.keys() == {"apiVersion", "kind", "resources"}:
+                members.append(os.path.relpath(ep.path, top))  # nothing to add: no layer of its own
+            else:
+                wrapper.mkdir()
+                _write_kustomization(wrapper, body)
+                members.append(os.path.relpath(wrapper, top))
+            (top / f"end-{k}.yaml").write_text(json.dumps(_member_end(k)), encoding="utf-8")
+            members.append(f"end-{k}.yaml")
+        _write_kustomization(top, {
+            "resources": members,
+            "sortOptions": {"order": "fifo"},  # each member's objects, then its end marker
+            **({"buildMetadata": ["originAnnotations"]} if origins else {}),
+        })
         proc = _kustomize(tool, top, _unrestricted(eps[0]))
         if proc.returncode == 0:
             try:
@@ -665,31 +674,37 @@ def _kustomization_text(body: dict) -> str:
     return json.dumps(body, indent=2) + "\n"
 
 
-def _member_transformer(k: int) -> str:
-    """Names a batch member in an annotation on metadata only (not on pod templates), so the batch's output can
-    be handed back entrypoint by entrypoint. It runs after the wrapper's own fields (kustomize applies
-    `transformers:` last) and touches nothing they read."""
-    return json.dumps({
-        "apiVersion": "builtin",
-        "kind": "AnnotationsTransformer",
-        "metadata": {"name": "batch-member"},
-        "annotations": {BATCH_ANNOTATION: str(k)},
-        "fieldSpecs": [{"path": "metadata/annotations", "create": True}],
-    })
+def _member_end(k: int) -> dict:
+    """The object a batch lists after member ``k``'s build. The batch keeps the order it lists resources in, so
+    its output reads member by member, each closed by its marker, without a kustomize layer per member to label
+    objects. A member object with the same id makes kustomize refuse the batch, which is then split."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"gitops-forge-batch-member-end-{k}"}}
+
+
+def _is_member_end(obj: dict, k: int) -> bool:
+    # By id (origin annotations may have been added): kustomize lets no other object of a build have it.
+    end, meta = _member_end(k), obj.get("metadata") or {}
+    return (obj.get("apiVersion"), obj.get("kind"), meta.get("name"), meta.get("namespace")) == (
+        end["apiVersion"], end["kind"], end["metadata"]["name"], None)
 
 
 def _split_batch(
     output: str, eps: list[Entrypoint], indices: list[int], top: Path, repo: Path, done: Callable[[int], None]
 ) -> dict[int, RenderResult]:
     objects: list[list[RenderedObject]] = [[] for _ in eps]
+    k = 0  # the member whose objects are being read
     for text in re.split(r"^---\n", output, flags=re.M):
         obj = yaml.load(text, Loader=_LOADER)
         if not isinstance(obj, dict):
             continue
-        k = int(obj["metadata"]["annotations"].pop(BATCH_ANNOTATION))
-        obj = _substituted(obj, text, eps[k])
-        obj["metadata"]["annotations"].pop(BATCH_ANNOTATION, None)  # the substituted copy still has it
-        objects[k].append(_rendered(obj, top, repo, eps[k]))
+        if k < len(eps) and _is_member_end(obj, k):
+            k += 1
+            continue
+        if k == len(eps):
+            raise ValueError("objects after the batch's last member")
+        objects[k].append(_rendered(_substituted(obj, text, eps[k]), top, repo, eps[k]))
+    if k != len(eps):
+        raise ValueError("a batch member's end marker is missing")
     done(len(eps))
     return {i: RenderResult(ep, sorted(objs, key=_legacy_order)) for i, ep, objs in zip(indices, eps, objects)}
 
@@ -721,7 +736,7 @@ def _legacy_order(obj: RenderedObject) -> tuple:
     return (_TYPE_ORDER.get(kind, 0), gvk_key, ident)
 
 
-def _wrapper(ep: Entrypoint, wrapper: Path, *, origins: bool = False, member: int | None = None) -> dict:
+def _wrapper(ep: Entrypoint, wrapper: Path, *, origins: bool = False) -> dict:
     rel = lambda p: os.path.relpath(p, wrapper)  # noqa: E731 - kustomize refuses absolute directory paths
     if _kustomization_file(ep.path):
         resources = [rel(ep.path)]
@@ -736,8 +751,6 @@ def _wrapper(ep: Entrypoint, wrapper: Path, *, origins: bool = False, member: in
         body["components"] = [rel(ep.path / c) for c in options["components"]]
     if origins:
         body["buildMetadata"] = ["originAnnotations"]
-    if member is not None:
-        body["transformers"] = [_member_transformer(member)]
     return body
 
 

@@ -114,3 +114,72 @@ def test_no_more_kustomize_runs_at_once_than_cores(fixture_repo, monkeypatch):
     results = render_repo(fixture_repo("flux2-kustomize-helm-example"), batch_size=1)
     assert len(results) > (os.cpu_count() or 1) + 1
     assert most == (os.cpu_count() or 1)
+
+
+def test_members_are_told_apart_by_their_end_markers(make_repo, monkeypatch):
+    """A batch lists each member, then its end marker, in order: a member that builds nothing, members with
+    objects named like markers (another index, or namespaced), and members with Flux options (built through a
+    layer of their own) all get exactly their own objects, and no batch fails."""
+    cm = lambda name, ns=None: {"apiVersion": "v1", "kind": "ConfigMap",  # noqa: E731
+                                "metadata": {"name": name, **({"namespace": ns} if ns else {})}}
+    repo = make_repo({
+        "empty/kustomization.yaml": "resources: []\n",
+        "lookalike/kustomization.yaml": "resources: [cm.yaml, namespaced.yaml]\n",
+        "lookalike/cm.yaml": cm("gitops-forge-batch-member-end-99"),
+        "lookalike/namespaced.yaml": cm("gitops-forge-batch-member-end-1", "x"),  # lookalike is member 1
+        "plain/kustomization.yaml": "resources: [cm.yaml]\n",
+        "plain/cm.yaml": cm("plain", "x"),
+        "flux/kustomization.yaml": "resources: [cm.yaml]\n",
+        "flux/cm.yaml": cm("flux"),
+        "clusters/prod/apps.yaml": {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "flux", "namespace": "flux-system"},
+            "spec": {"path": "./flux", "targetNamespace": "y", "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+        },
+        "flux2/kustomization.yaml": "resources: [cm.yaml]\n",
+        "flux2/cm.yaml": cm("flux2"),
+        "clusters/prod/apps2.yaml": {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "flux2", "namespace": "flux-system"},
+            "spec": {"path": "./flux2", "namePrefix": "p-", "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+        },
+    })
+    eps = discover_entrypoints(repo)
+    assert {ep.rel for ep in eps} >= {"empty", "lookalike", "plain", "flux", "flux2"}
+    runs = []
+    real_run = render.subprocess.run
+    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    monkeypatch.setattr(render.os, "cpu_count", lambda: 1)  # no splitting of batches to keep cores busy
+    batched = render_repo(repo, eps, batch_size=32)
+    # One batch per load-restriction group (Flux builds run unrestricted), none failed and was split.
+    assert len(runs) == 2 and all(cmd[2].endswith("/batch") for cmd in runs)
+    monkeypatch.setattr(render.subprocess, "run", real_run)
+    assert as_data(batched) == as_data(render_repo(repo, eps, batch_size=1))
+    by_rel = {r.entrypoint.rel: r for r in batched}
+    assert by_rel["empty"].objects == [] and not by_rel["empty"].error
+    assert sorted(o.data["metadata"]["name"] for o in by_rel["lookalike"].objects) == [
+        "gitops-forge-batch-member-end-1", "gitops-forge-batch-member-end-99"]
+    assert by_rel["flux"].objects[0].data["metadata"]["namespace"] == "y"
+    assert by_rel["flux2"].objects[0].data["metadata"]["name"] == "p-flux2"
+
+
+def test_a_member_object_with_its_end_marker_id_splits_the_batch(make_repo, monkeypatch):
+    """kustomize refuses a batch in which a member's object has the very id of an end marker; the batch is split
+    and every entrypoint still gets what a build of its own gives."""
+    cm = lambda name: {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}  # noqa: E731
+    repo = make_repo({
+        "a/kustomization.yaml": "resources: [cm.yaml]\n",
+        "a/cm.yaml": cm("gitops-forge-batch-member-end-0"),
+        "b/kustomization.yaml": "resources: [cm.yaml]\n",
+        "b/cm.yaml": cm("b"),
+    })
+    eps = discover_entrypoints(repo)
+    runs = []
+    real_run = render.subprocess.run
+    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    monkeypatch.setattr(render.os, "cpu_count", lambda: 1)
+    split = render_repo(repo, eps, batch_size=32)
+    assert len(runs) == 3  # the batch, then each entrypoint alone
+    monkeypatch.setattr(render.subprocess, "run", real_run)
+    assert as_data(split) == as_data(render_repo(repo, eps, batch_size=1))
+    assert [(r.entrypoint.rel, len(r.objects), r.error) for r in split] == [("a", 1, None), ("b", 1, None)]
