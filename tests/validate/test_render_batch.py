@@ -116,12 +116,23 @@ def test_no_more_kustomize_runs_at_once_than_cores(fixture_repo, monkeypatch):
     assert most == (os.cpu_count() or 1)
 
 
+def cm(name: str, namespace: str | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
+
+
+def flux_kustomization(directory: str, **options) -> dict:
+    """A Flux Kustomization that builds ./<directory> of this repository with ``options``."""
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": directory, "namespace": "flux-system"},
+        "spec": {"path": f"./{directory}", **options, "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+    }
+
+
 def test_members_are_told_apart_by_their_end_markers(make_repo, monkeypatch):
     """A batch lists each member, then its end marker, in order: a member that builds nothing, members with
     objects named like markers (another index, or namespaced), and members with Flux options (built through a
     layer of their own) all get exactly their own objects, and no batch fails."""
-    cm = lambda name, ns=None: {"apiVersion": "v1", "kind": "ConfigMap",  # noqa: E731
-                                "metadata": {"name": name, **({"namespace": ns} if ns else {})}}
     repo = make_repo({
         "empty/kustomization.yaml": "resources: []\n",
         "lookalike/kustomization.yaml": "resources: [cm.yaml, namespaced.yaml]\n",
@@ -131,18 +142,10 @@ def test_members_are_told_apart_by_their_end_markers(make_repo, monkeypatch):
         "plain/cm.yaml": cm("plain", "x"),
         "flux/kustomization.yaml": "resources: [cm.yaml]\n",
         "flux/cm.yaml": cm("flux"),
-        "clusters/prod/apps.yaml": {
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-            "metadata": {"name": "flux", "namespace": "flux-system"},
-            "spec": {"path": "./flux", "targetNamespace": "y", "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
-        },
+        "clusters/prod/apps.yaml": flux_kustomization("flux", targetNamespace="y"),
         "flux2/kustomization.yaml": "resources: [cm.yaml]\n",
         "flux2/cm.yaml": cm("flux2"),
-        "clusters/prod/apps2.yaml": {
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-            "metadata": {"name": "flux2", "namespace": "flux-system"},
-            "spec": {"path": "./flux2", "namePrefix": "p-", "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
-        },
+        "clusters/prod/apps2.yaml": flux_kustomization("flux2", namePrefix="p-"),
     })
     eps = discover_entrypoints(repo)
     assert {ep.rel for ep in eps} >= {"empty", "lookalike", "plain", "flux", "flux2"}
@@ -166,7 +169,6 @@ def test_members_are_told_apart_by_their_end_markers(make_repo, monkeypatch):
 def test_a_member_object_with_its_end_marker_id_splits_the_batch(make_repo, monkeypatch):
     """kustomize refuses a batch in which a member's object has the very id of an end marker; the batch is split
     and every entrypoint still gets what a build of its own gives."""
-    cm = lambda name: {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}  # noqa: E731
     repo = make_repo({
         "a/kustomization.yaml": "resources: [cm.yaml]\n",
         "a/cm.yaml": cm("gitops-forge-batch-member-end-0"),
