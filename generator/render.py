@@ -637,8 +637,10 @@ def _render_batch(
         for k, ep in enumerate(eps):
             wrapper = root / f"w{k}"
             body = _wrapper(ep, wrapper)
-            if _kustomization_file(ep.path) and body.keys() == {"apiVersion", "kind", "resources"}:
-                members.append(os.path.relpath(ep.path, top))  # nothing to add: no layer of its own
+            # Only the entrypoint's own kustomization and nothing to add: listed directly, no layer of its own.
+            own = [os.path.relpath(ep.path, wrapper)]
+            if body.keys() == {"apiVersion", "kind", "resources"} and body["resources"] == own:
+                members.append(os.path.relpath(ep.path, top))
             else:
                 wrapper.mkdir()
                 _write_kustomization(wrapper, body)

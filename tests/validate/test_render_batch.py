@@ -14,6 +14,14 @@ def as_data(results):
     return [(r.entrypoint, r.error, [(o.data, o.source) for o in r.objects]) for r in results]
 
 
+def recorded_kustomize_runs(monkeypatch) -> list:
+    """The commands render runs from now on, until ``monkeypatch.undo()``."""
+    runs: list = []
+    real_run = render.subprocess.run
+    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    return runs
+
+
 def assert_same_as_single_builds(repo, batch_size=32):
     single = render_repo(repo, batch_size=1)
     batched = render_repo(repo, batch_size=batch_size)
@@ -55,15 +63,13 @@ def test_colliding_entrypoints_are_split_and_failures_isolated(make_repo, monkey
     files["broken/kustomization.yaml"] = "resources: [gone.yaml]\n"
     repo = make_repo(files)
     eps = discover_entrypoints(repo)
-    runs = []
-    real_run = render.subprocess.run
-    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    runs = recorded_kustomize_runs(monkeypatch)
     done = []
     results = render_repo(repo, eps, batch_size=8, on_rendered=done.append)
     assert sum(done) == len(eps) == 5
     assert [r.entrypoint.rel for r in results if r.error] == ["broken"]
     assert all(len(r.objects) == 1 for r in results if not r.error)
-    monkeypatch.setattr(render.subprocess, "run", real_run)
+    monkeypatch.undo()  # single builds to compare with, unrecorded
     assert as_data(results) == as_data(render_repo(repo, eps, batch_size=1))
     assert len(_batches(eps, list(range(len(eps))), size=8, workers=1)) == 1  # nothing predicted the clash
     assert len(runs) > 2  # so the batch failed and was split
@@ -117,7 +123,8 @@ def test_no_more_kustomize_runs_at_once_than_cores(fixture_repo, monkeypatch):
 
 
 def cm(name: str, namespace: str | None = None) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
 
 
 def flux_kustomization(directory: str, **options) -> dict:
@@ -149,14 +156,12 @@ def test_members_are_told_apart_by_their_end_markers(make_repo, monkeypatch):
     })
     eps = discover_entrypoints(repo)
     assert {ep.rel for ep in eps} >= {"empty", "lookalike", "plain", "flux", "flux2"}
-    runs = []
-    real_run = render.subprocess.run
-    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    runs = recorded_kustomize_runs(monkeypatch)
     monkeypatch.setattr(render.os, "cpu_count", lambda: 1)  # no splitting of batches to keep cores busy
     batched = render_repo(repo, eps, batch_size=32)
     # One batch per load-restriction group (Flux builds run unrestricted), none failed and was split.
     assert len(runs) == 2 and all(cmd[2].endswith("/batch") for cmd in runs)
-    monkeypatch.setattr(render.subprocess, "run", real_run)
+    monkeypatch.undo()  # single builds to compare with, unrecorded
     assert as_data(batched) == as_data(render_repo(repo, eps, batch_size=1))
     by_rel = {r.entrypoint.rel: r for r in batched}
     assert by_rel["empty"].objects == [] and not by_rel["empty"].error
@@ -176,12 +181,10 @@ def test_a_member_object_with_its_end_marker_id_splits_the_batch(make_repo, monk
         "b/cm.yaml": cm("b"),
     })
     eps = discover_entrypoints(repo)
-    runs = []
-    real_run = render.subprocess.run
-    monkeypatch.setattr(render.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real_run(cmd, **kw))
+    runs = recorded_kustomize_runs(monkeypatch)
     monkeypatch.setattr(render.os, "cpu_count", lambda: 1)
     split = render_repo(repo, eps, batch_size=32)
     assert len(runs) == 3  # the batch, then each entrypoint alone
-    monkeypatch.setattr(render.subprocess, "run", real_run)
+    monkeypatch.undo()  # single builds to compare with, unrecorded
     assert as_data(split) == as_data(render_repo(repo, eps, batch_size=1))
     assert [(r.entrypoint.rel, len(r.objects), r.error) for r in split] == [("a", 1, None), ("b", 1, None)]
