@@ -18,11 +18,17 @@ children it waited for):
   (bench_diff.VALIDATE_APP) plus `git worktree add` and removal, both measured right after it.
 
 The 0.3.0 column holds the figures issue 16 measured at 200 apps on this kind of machine. Timings live here,
-never in tests. The load average, a reference loop's time and the time to touch 1 GiB of fresh memory are
-printed at the start and after each size, because other work on the machine and a shared host's speed skew
-every figure (the same cold validate took 8.9 s and 11.3 s on one machine within an hour). File creation is
-the floor of `new`, and on a file system mounted with online `discard` it is slower for a while after a big
-tree was deleted: compare runs on a quiet disk.
+never in tests. The load average, a reference loop's time, the time to touch 1 GiB of fresh memory and the time
+to create 2,000 small files are printed at the start, after the `new` runs and after each size, because other
+work on the machine and a shared host's speed skew every figure (the same cold validate took 8.9 s and 11.3 s on
+one machine within an hour).
+
+`new` runs first at every size, before any step deletes files. File creation is the floor of `new`, and on
+this machine's root file system (ext4, no journal) the inode allocator skips, one inode-table lookup each,
+every inode freed in the last minutes (`recently_deleted` in `perf`, a fifth of the kernel's samples): the same
+5,343 files took 0.25 s to create on a quiet disk and 1.5 s right after a tree of that size was deleted, which
+made `new` at 200 apps 2.2 s or 3-4 s depending on what the raw Copier runs of the size before had just
+cleaned up. Run the benchmark on a disk nothing has deleted much from in the last few minutes.
 """
 
 from __future__ import annotations
@@ -113,22 +119,27 @@ def synthetic_template(work: Path) -> tuple[Path, str, str]:
     return template, old, new
 
 
-def bench_size(apps: int, work: Path, env: dict[str, str], schemas: str, skip_copier: bool) -> tuple[list[tuple], dict]:
-    """The rows (command, seconds, MiB, copier seconds or None) and the budgets (command -> seconds, text)."""
-    rows: list[tuple] = []
+def bench_new(apps: int, work: Path, env: dict[str, str], template: Path, skip_copier: bool) -> tuple[tuple, int]:
+    """The `new` row (command, seconds, MiB, copier seconds or None) and how many files the repo has."""
     data = work / f"answers-{apps}.yml"
     data.write_text(yaml.safe_dump(answers(apps)))
-    template, old, new = synthetic_template(work / f"t{apps}")
     repo = work / f"forge-{apps}"
-
-    # new vs copier copy
     t_new, m_new = run([*FORGE, "new", str(repo), "--defaults", "--data-file", str(data)], work, env)
     files = sum(1 for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
     t_copy = None
     if not skip_copier:
         t_copy, _ = run([str(BIN / "copier"), "copy", "--quiet", "--trust", "--defaults", "--data-file", str(data),
                          str(template), str(work / f"copier-{apps}")], work, env)
-    rows.append(("new", t_new, m_new, t_copy))
+    return ("new", t_new, m_new, t_copy), files
+
+
+def bench_day2(apps: int, work: Path, env: dict[str, str], template: Path, old: str, schemas: str,
+               skip_copier: bool) -> tuple[list[tuple], dict]:
+    """The rows of the commands run on the repo `bench_new` generated (release ``old`` of ``template`` is
+    updated to the next), and the budgets (command -> seconds, text)."""
+    rows: list[tuple] = []
+    data = work / f"answers-{apps}.yml"
+    repo = work / f"forge-{apps}"
 
     def clone(name: str, source: Path = repo) -> Path:
         target = work / f"{name}-{apps}"
@@ -194,7 +205,6 @@ def bench_size(apps: int, work: Path, env: dict[str, str], schemas: str, skip_co
     t_worktree = time.perf_counter() - start
     rows.append(("diff one app", t_diff, m_diff, None))
     budget = (t_validate + t_worktree, f"validate app-0 {t_validate:.2f}s + worktree {t_worktree:.2f}s")
-    print(f"\n{apps} apps x {len(ENVIRONMENTS)} environments, {TEAMS} teams, {len(ENVIRONMENTS)} clusters: {files} files")
     return rows, {"diff one app": budget}
 
 
@@ -248,9 +258,23 @@ def fresh_memory(mib: int = 512) -> float:
     return float(subprocess.run(touch, check=True, capture_output=True, text=True).stdout)
 
 
-def machine_line(when: str) -> str:
+def file_creation(work: Path, files: int = 2000) -> float:
+    """Seconds to create ``files`` small files in 40 new folders under ``work``: the file system's state. They
+    stay until the benchmark ends, as deleting them would slow the next step's file creation."""
+    probe = Path(tempfile.mkdtemp(prefix="file-probe-", dir=work))
+    os.sync()
+    start = time.perf_counter()
+    for n in range(files):
+        folder = probe / str(n % 40)
+        folder.mkdir(exist_ok=True)
+        (folder / f"{n}.yaml").write_bytes(b"kind: ConfigMap\n" * 20)
+    return time.perf_counter() - start
+
+
+def machine_line(work: Path, when: str) -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{when}: load average {load}; reference loop {reference_loop():.2f}s; fresh 1 GiB {fresh_memory():.2f}s"
+    return (f"{when}: load average {load}; reference loop {reference_loop():.2f}s; fresh 1 GiB {fresh_memory():.2f}s; "
+            f"2,000 new files {file_creation(work):.2f}s")
 
 
 def main() -> None:
@@ -279,11 +303,19 @@ def main() -> None:
         # Warm the template bundle, .pyc files and the copier mirror once.
         subprocess.run([*FORGE, "new", str(work / "warm"), "--defaults", "--no-git"], env=env, cwd=work, check=True,
                        capture_output=True)
-        print(f"CPUs: {os.cpu_count()}; {machine_line('at start')}")
+        template, old, _ = synthetic_template(work / "synthetic")
+        print(f"CPUs: {os.cpu_count()}; {machine_line(work, 'at start')}")
+        # `new` first at every size: later steps delete thousands of files, and creating files just after that
+        # is slower here (see the module docstring).
+        made = {apps: bench_new(apps, work, env, template, options.skip_copier) for apps in sizes}
+        print(machine_line(work, "after every new"))
         for apps in sizes:
-            rows, budgets = bench_size(apps, work, env, options.schemas, options.skip_copier)
-            print_table(apps, rows, budgets)
-            print(machine_line("now"))
+            new_row, files = made[apps]
+            rows, budgets = bench_day2(apps, work, env, template, old, options.schemas, options.skip_copier)
+            print(f"\n{apps} apps x {len(ENVIRONMENTS)} environments, {TEAMS} teams, {len(ENVIRONMENTS)} clusters: "
+                  f"{files} files")
+            print_table(apps, [new_row, *rows], budgets)
+            print(machine_line(work, "now"))
 
 
 if __name__ == "__main__":
