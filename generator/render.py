@@ -38,6 +38,7 @@ from pathlib import Path
 
 import yaml
 
+from . import scratch
 from .yaml_loader import SafeLoader as _LOADER
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -594,7 +595,7 @@ def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str], origins: bool
     where = _declared_where(ep)
     if problem := _path_problem(ep, repo):
         return RenderResult(ep, error=problem)
-    with tempfile.TemporaryDirectory(prefix="gitops-forge-render-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gitops-forge-render-", dir=scratch.memory_dir()) as tmp:
         wrapper = Path(os.path.realpath(tmp))
         _write_kustomization(wrapper, _wrapper(ep, wrapper, origins=origins))
         proc = _kustomize(tool, wrapper, _unrestricted(ep))
@@ -629,7 +630,7 @@ def _render_batch(
         result = render_entrypoint(eps[0], repo, tool, origins)
         done(1)
         return {indices[0]: result}
-    with tempfile.TemporaryDirectory(prefix="gitops-forge-render-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gitops-forge-render-", dir=scratch.memory_dir()) as tmp:
         root = Path(os.path.realpath(tmp))
         top = root / "batch"
         top.mkdir()

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Literal
 import yaml
 
 from . import answers as answers_model
-from . import staging, yaml_loader
+from . import scratch, staging, yaml_loader
 from .compiled_templates import CompiledTemplates
 from .template_source import TemplateSource, cache_dir
 
@@ -237,17 +237,10 @@ def _calling_both(first: Any, second: Any) -> Any:
 
 @contextmanager
 def _fast_tempdir(needed: int) -> Iterator[None]:
-    """Copier's temporary trees (an update renders two, plus a template clone) go to memory-backed /dev/shm
-    when it is there and has room for ``needed`` bytes with a wide margin: writing and committing thousands of
-    small files there costs a fraction of a disk's time. Otherwise the usual temporary directory is used."""
-    shm = Path("/dev/shm")
+    """Copier's temporary trees (an update renders two, plus a template clone) go to memory (scratch.py) when
+    there is room for ``needed`` bytes; otherwise to the usual temporary directory."""
     previous = tempfile.tempdir
-    try:
-        usable = shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) and shutil.disk_usage(shm).free > 4 * needed + 2**28
-    except OSError:
-        usable = False
-    if usable:
-        tempfile.tempdir = str(shm)
+    tempfile.tempdir = scratch.memory_dir(needed) or previous
     try:
         yield
     finally:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import pytest
 
-from generator import render
+from generator import render, scratch
 from generator.render import _batches, discover_entrypoints, render_repo
 
 NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+Usage = namedtuple("Usage", "total used free")  # what shutil.disk_usage returns
 
 
 def as_data(results):
@@ -188,3 +191,34 @@ def test_a_member_object_with_its_end_marker_id_splits_the_batch(make_repo, monk
     monkeypatch.undo()  # single builds to compare with, unrecorded
     assert as_data(split) == as_data(render_repo(repo, eps, batch_size=1))
     assert [(r.entrypoint.rel, len(r.objects), r.error) for r in split] == [("a", 1, None), ("b", 1, None)]
+
+
+def test_kustomize_wrappers_are_written_in_memory_when_the_machine_has_room(fixture_repo, tmp_path, monkeypatch):
+    """Batch and single-build wrappers live in scratch.memory_dir() (on /dev/shm, off the disk), render the
+    same objects as wrappers in the usual temporary directory, and are gone afterwards."""
+    repo = fixture_repo("flux2-kustomize-helm-example")
+    monkeypatch.setattr(scratch, "SHM", str(tmp_path / "no-shm"))
+    on_disk = render_repo(repo)
+    memory = tmp_path / "shm"
+    memory.mkdir()
+    monkeypatch.setattr(scratch, "SHM", str(memory))
+    monkeypatch.setattr(scratch.shutil, "disk_usage", lambda _path: Usage(2**40, 0, 2**40))
+    runs = recorded_kustomize_runs(monkeypatch)
+    in_memory = render_repo(repo)
+    tool = render.find_tool()
+    single = render.render_entrypoint(discover_entrypoints(repo)[0], repo, tool)
+    builds = [cmd[len(tool)] for cmd in runs if cmd[: len(tool)] == tool]
+    assert len(builds) >= 2 and all(path.startswith(f"{memory.resolve()}/gitops-forge-render-") for path in builds)
+    assert as_data(in_memory) == as_data(on_disk) and single.objects
+    assert list(memory.iterdir()) == []
+
+
+def test_a_small_or_missing_dev_shm_is_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(scratch, "SHM", str(tmp_path))
+    monkeypatch.setattr(scratch.shutil, "disk_usage", lambda _path: Usage(2**30, 2**30 - 2**27, 2**27))
+    assert scratch.memory_dir() is None  # 128 MiB free: a container's small /dev/shm
+    monkeypatch.setattr(scratch.shutil, "disk_usage", lambda _path: Usage(2**32, 2**30, 2**32 - 2**30))
+    assert scratch.memory_dir() == str(tmp_path)
+    assert scratch.memory_dir(needed=2**30) is None  # 3 GiB free, not four times 1 GiB plus the margin
+    monkeypatch.setattr(scratch, "SHM", str(tmp_path / "missing"))
+    assert scratch.memory_dir() is None
