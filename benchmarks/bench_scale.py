@@ -295,11 +295,13 @@ def main() -> None:
             "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
         }
-        # Raw copier reaches the template URL that gitops-forge repos record through the same local bundle.
+        # Raw copier reaches the template URL that gitops-forge repos record through the same local bundle, with
+        # the git settings gitops-forge gives it: without them, from 400 apps on, a `git gc` that a commit
+        # detaches races Copier's clean-up of its temporary repositories and the run fails.
         os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"]
-        from generator import template_source
+        from generator import scaffold, template_source
 
-        env.update(template_source.builtin().git_env())
+        env.update(template_source.builtin().git_env(*scaffold.COPIER_GIT_SETTINGS))
         # Warm the template bundle, .pyc files and the copier mirror once.
         subprocess.run([*FORGE, "new", str(work / "warm"), "--defaults", "--no-git"], env=env, cwd=work, check=True,
                        capture_output=True)

@@ -48,9 +48,16 @@ def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     return result
 
 
+# Copier commits whole rendered trees in throw-away repositories. Past git's auto-gc threshold (6,700 loose
+# objects, a 400-app repo) every such commit starts a detached `git gc`, which takes a core from the rest of the
+# command and writes into a directory Copier is deleting ("Directory not empty: '.git'").
+COPIER_GIT_SETTINGS = (("gc.auto", "0"), ("maintenance.auto", "false"))
+
+
 @contextmanager
 def _copier_env(source: TemplateSource) -> Iterator[None]:
-    """Redirect the template URL for copier's git calls.
+    """Redirect the template URL for copier's git calls, and keep git from collecting garbage in the
+    background.
 
     Copier runs git through plumbum, whose environment is a snapshot taken at
     import time: os.environ changes made later are invisible to it.
@@ -58,7 +65,7 @@ def _copier_env(source: TemplateSource) -> Iterator[None]:
     from plumbum import local
 
     cache_key = source.bundle.name if source.bundle else "remote"
-    with local.env(COPIER_CACHE_DIR=str(cache_dir() / "copier" / cache_key), **source.git_env()):
+    with local.env(COPIER_CACHE_DIR=str(cache_dir() / "copier" / cache_key), **source.git_env(*COPIER_GIT_SETTINGS)):
         yield
 
 

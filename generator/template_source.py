@@ -37,11 +37,11 @@ class TemplateSource:
     bundle: Path | None = None  # local mirror the URL is redirected to
     trusted: bool = True  # only the first-party template may run unsafe features
 
-    def git_env(self) -> dict[str, str]:
-        """Environment that makes git fetch `url` from the local bundle."""
-        if self.bundle is None:
+    def git_env(self, *settings: tuple[str, str]) -> dict[str, str]:
+        """Environment that makes git fetch `url` from the local bundle, with the git ``settings`` given."""
+        pairs = [*([(f"url.{self.bundle}.insteadOf", self.url)] if self.bundle else []), *settings]
+        if not pairs:
             return {}
-        pairs = [(f"url.{self.bundle}.insteadOf", self.url)]
         env = {"GIT_CONFIG_COUNT": str(len(pairs))}
         for index, (key, value) in enumerate(pairs):
             env[f"GIT_CONFIG_KEY_{index}"] = key

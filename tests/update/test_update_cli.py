@@ -173,3 +173,20 @@ def test_remove_team_prints_the_two_step_offboarding_runbook(released, engine):
     git(repo, "commit", "-qm", "remove payments")
     removed_app = runner.invoke(app, ["remove", "app", "podinfo", "-C", str(repo)])
     assert removed_app.exit_code == 0 and "kubectl delete namespace" not in removed_app.output
+
+
+def test_copier_starts_no_background_garbage_collection(released, tmp_path):
+    """Copier commits whole rendered trees in throw-away repositories. Git follows a commit with `git maintenance
+    run --auto`, which past 6,700 loose objects (a 400-app repo) detaches a `git gc` that writes into a
+    directory Copier is deleting. Copier's git calls run with automatic maintenance off."""
+    from plumbum import local  # Copier's git runs through plumbum, whose environment is its own
+
+    repo, _ = released
+    trace = tmp_path / "git-trace"
+    with local.env(GIT_TRACE=str(trace)):
+        added = runner.invoke(app, ["add", "app", "billing", "--team", "dev-team", "--image",
+                                    "ghcr.io/acme/billing:1.0.0", "--port", "8080", "-C", str(repo)])
+    assert added.exit_code == 0, added.output
+    commands = trace.read_text()
+    assert "git commit" in commands  # Copier's throw-away copies were committed
+    assert "maintenance run" not in commands and "gc --auto" not in commands
