@@ -8,7 +8,6 @@ Copier exits 0 on a conflicting merge, so conflicts are detected here.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
