@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,16 +49,22 @@ SUBSTITUTE_DISABLED = "kustomize.toolkit.fluxcd.io/substitute"
 # about log2(size) extra runs to isolate.
 BATCH_SIZE = 32
 # kustomize is a short-lived Go process: a batch allocates ~300 MB in all, and collecting garbage as it goes
-# costs it a quarter of its CPU time and its neighbour a core. Go collects only near GOMEMLIMIT then, so
-# memory stays bounded. A GOGC or GOMEMLIMIT the user set wins.
-_KUSTOMIZE_GC = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
+# costs it a quarter of its CPU time and its neighbour a core. With GOGC=off, Go collects only near GOMEMLIMIT.
+# Fresh memory costs page faults too, so the limit follows what the build reads: its live heap is ~16 times
+# the bytes of its manifests (plus ~40 MB of kustomize's own), and a limit 3-4 times that was fastest, both
+# for a batch of 32 app overlays (0.7 MB: 192 MiB) and for 9 MB of CRDs (~450 MiB; 192 MiB doubled its CPU).
+# A GOGC or GOMEMLIMIT the user set wins.
+_HEAP_PER_INPUT_BYTE = 48
+_MEMORY_LIMIT_MIB = (192, 1024)  # floor and ceiling
 
 
-def kustomize_environment(environ: dict[str, str]) -> dict[str, str]:
-    return {**environ, **({} if {"GOGC", "GOMEMLIMIT"} & set(environ) else _KUSTOMIZE_GC)}
-
-
-_KUSTOMIZE_ENV = kustomize_environment(dict(os.environ))
+def kustomize_environment(environ: dict[str, str], input_bytes: int = 0) -> dict[str, str]:
+    """The environment of a kustomize run that reads ``input_bytes`` of manifests."""
+    if {"GOGC", "GOMEMLIMIT"} & set(environ):
+        return dict(environ)
+    floor, ceiling = _MEMORY_LIMIT_MIB
+    limit = min(max(floor, _HEAP_PER_INPUT_BYTE * input_bytes // 2**20), ceiling)
+    return {**environ, "GOGC": "off", "GOMEMLIMIT": f"{limit}MiB"}
 
 
 class RenderToolMissing(RuntimeError):
@@ -123,39 +129,65 @@ def render_repo(
     (from worker threads) each time ``n`` more entrypoints are done, for progress displays. ``origins=False``
     leaves every object's source unknown, for half the kustomize time."""
     repo = Path(os.path.realpath(repo))
-    tool = find_tool()
     eps = discover_entrypoints(repo) if entrypoints is None else entrypoints
     results: list[RenderResult | None] = [None] * len(eps)
-    groups: dict[bool, list[int]] = {False: [], True: []}  # by "needs LoadRestrictionsNone"
-    for i, ep in enumerate(eps):
-        if problem := _path_problem(ep, repo):
-            results[i] = RenderResult(ep, error=problem)
-        else:
-            groups[_unrestricted(ep)].append(i)
-    done = on_rendered or (lambda _n: None)
-    done(sum(r is not None for r in results))
-    workers = os.cpu_count() or 1
-    batches = [chunk for indices in groups.values() for chunk in _batches(eps, indices, max(1, batch_size), workers)]
-
-    def run(indices: list[int]) -> None:
-        for i, result in _render_batch([eps[i] for i in indices], indices, repo, tool, done, origins).items():
-            results[i] = result
-
-    # One thread more than kustomize runs at once: while a batch's output is parsed (Python), the next batch's
-    # kustomize already runs, so no core waits for the parse.
-    with ThreadPoolExecutor(max_workers=workers + 1) as pool:
-        list(pool.map(run, batches))
+    for i, result in render_stream(repo, eps, batch_size=batch_size, on_rendered=on_rendered, origins=origins):
+        results[i] = result
     return results  # type: ignore[return-value] - every slot is filled
 
 
-def _batches(eps: list[Entrypoint], indices: list[int], size: int, workers: int) -> list[list[int]]:
+def render_stream(
+    repo: Path,
+    eps: list[Entrypoint],
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_rendered: Callable[[int], None] | None = None,
+    origins: bool = True,
+) -> Iterator[tuple[int, RenderResult]]:
+    """(index in ``eps``, result) of every entrypoint, as its batch finishes: the caller checks early builds
+    while later ones still render. Options as render_repo's."""
+    repo = Path(os.path.realpath(repo))
+    tool = find_tool()
+    groups: dict[bool, list[int]] = {False: [], True: []}  # by "needs LoadRestrictionsNone"
+    failed: list[tuple[int, RenderResult]] = []
+    for i, ep in enumerate(eps):
+        if problem := _path_problem(ep, repo):
+            failed.append((i, RenderResult(ep, error=problem)))
+        else:
+            groups[_unrestricted(ep)].append(i)
+    done = on_rendered or (lambda _n: None)
+    done(len(failed))
+    yield from failed
+    workers = os.cpu_count() or 1
+
+    sizes: dict[int, int] = {}  # index -> bytes of manifests its build reads, filled by _batches
+
+    def run(indices: list[int]) -> dict[int, RenderResult]:
+        return _render_batch([eps[i] for i in indices], indices, repo, tool, done, origins, sizes)
+
+    # One thread more than kustomize runs at once: while a batch's output is parsed (Python), the next batch's
+    # kustomize already runs, so no core waits for the parse. Each batch starts as soon as it is formed.
+    pool = ThreadPoolExecutor(max_workers=workers + 1)
+    try:
+        futures = [pool.submit(run, batch) for indices in groups.values()
+                   for batch in _batches(eps, indices, max(1, batch_size), workers, sizes)]
+        for future in as_completed(futures):
+            yield from future.result().items()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a caller that stops early leaves no batch queued
+
+
+def _batches(eps: list[Entrypoint], indices: list[int], size: int, workers: int,
+             sizes: dict[int, int] | None = None) -> Iterator[list[int]]:
     """Greedy: each entrypoint joins the first batch it shares no file, directory or likely object id with (the
-    same GitRepository written out in every environment's directory). Then big batches are split so every
-    worker has one. Costliest first, by the bytes of manifests they read (kustomize's time follows them), so
-    no worker is left with a long batch at the end."""
+    same GitRepository written out in every environment's directory). A batch is handed out as soon as it is
+    full, so kustomize starts while the rest are formed. The rest are then split so every worker has one, and
+    handed out costliest first, by the bytes of manifests they read (kustomize's time follows them), so no
+    worker is left with a long batch at the end. ``sizes`` receives each entrypoint's bytes."""
     batches: list[tuple[list[int], set]] = []
     files: dict[Path, tuple[set[tuple[str, str]], int]] = {}  # manifest -> (likely ids, size), read once
-    sizes: dict[int, int] = {}
+    sizes = {} if sizes is None else sizes
+    handed_out = 0
     for i in indices:
         footprint = _footprint(eps[i])
         marks: set = set(footprint)
@@ -167,19 +199,22 @@ def _batches(eps: list[Entrypoint], indices: list[int], size: int, workers: int)
                 ids, file_size = files[path]
                 marks |= ids
                 sizes[i] += file_size
-        for members, used in batches:
-            if len(members) < size and used.isdisjoint(marks):
-                members.append(i)
-                used |= marks
-                break
-        else:
-            batches.append(([i], marks))
+        n = next((n for n, (_, used) in enumerate(batches) if used.isdisjoint(marks)), len(batches))
+        if n == len(batches):
+            batches.append(([], set()))
+        members, used = batches[n]
+        members.append(i)
+        used |= marks
+        if len(members) >= size:
+            del batches[n]
+            handed_out += 1
+            yield members
     out = [members for members, _ in batches]
-    while len(out) < workers and max((len(b) for b in out), default=0) > 1:
+    while handed_out + len(out) < workers and max((len(b) for b in out), default=0) > 1:
         out.sort(key=len)
         big = out.pop()
         out += [big[: len(big) // 2], big[len(big) // 2 :]]
-    return sorted(out, key=lambda members: -sum(sizes[i] for i in members))
+    yield from sorted(out, key=lambda members: -sum(sizes[i] for i in members))
 
 
 def _size(path: Path) -> int:
@@ -589,8 +624,10 @@ def _unrestricted(ep: Entrypoint) -> bool:
     return ep.mode == "flux" or not _kustomization_file(ep.path)
 
 
-def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str], origins: bool = True) -> RenderResult:
-    """Build one entrypoint in a kustomize run of its own."""
+def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str], origins: bool = True,
+                      input_bytes: int | None = None) -> RenderResult:
+    """Build one entrypoint in a kustomize run of its own (``input_bytes``: of the manifests it reads, when
+    known)."""
     repo = Path(os.path.realpath(repo))
     where = _declared_where(ep)
     if problem := _path_problem(ep, repo):
@@ -598,7 +635,7 @@ def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str], origins: bool
     with tempfile.TemporaryDirectory(prefix="gitops-forge-render-", dir=scratch.memory_dir()) as tmp:
         wrapper = Path(os.path.realpath(tmp))
         _write_kustomization(wrapper, _wrapper(ep, wrapper, origins=origins))
-        proc = _kustomize(tool, wrapper, _unrestricted(ep))
+        proc = _kustomize(tool, wrapper, _unrestricted(ep), _input_bytes(ep) if input_bytes is None else input_bytes)
         if proc.returncode != 0:
             return RenderResult(ep, error=_clean_error(proc.stderr or proc.stdout, wrapper, repo) + where)
         try:
@@ -612,22 +649,28 @@ def render_entrypoint(ep: Entrypoint, repo: Path, tool: list[str], origins: bool
 _KUSTOMIZE_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
-def _kustomize(tool: list[str], directory: Path, unrestricted: bool) -> subprocess.CompletedProcess:
+def _input_bytes(ep: Entrypoint) -> int:
+    return sum(_size(path) for path in _footprint(ep) if path.suffix in MANIFEST_SUFFIXES)
+
+
+def _kustomize(tool: list[str], directory: Path, unrestricted: bool, input_bytes: int) -> subprocess.CompletedProcess:
     cmd = [*tool, str(directory)]
     if unrestricted:
         cmd.append("--load-restrictor=LoadRestrictionsNone")
     with _KUSTOMIZE_SLOTS:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False, env=_KUSTOMIZE_ENV)
+        env = kustomize_environment(dict(os.environ), input_bytes)
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
 
 
 def _render_batch(
     eps: list[Entrypoint], indices: list[int], repo: Path, tool: list[str], done: Callable[[int], None],
-    origins: bool = True,
+    origins: bool, sizes: dict[int, int],
 ) -> dict[int, RenderResult]:
     """Build several entrypoints in one kustomize run; on failure split the batch until the failing entrypoints
-    are built alone (so their errors read exactly as a build of that entrypoint alone)."""
+    are built alone (so their errors read exactly as a build of that entrypoint alone). ``sizes``: index ->
+    bytes of manifests its build reads."""
     if len(eps) == 1:
-        result = render_entrypoint(eps[0], repo, tool, origins)
+        result = render_entrypoint(eps[0], repo, tool, origins, sizes[indices[0]])
         done(1)
         return {indices[0]: result}
     with tempfile.TemporaryDirectory(prefix="gitops-forge-render-", dir=scratch.memory_dir()) as tmp:
@@ -653,7 +696,7 @@ def _render_batch(
             "sortOptions": {"order": "fifo"},  # each member's objects, then its end marker
             **({"buildMetadata": ["originAnnotations"]} if origins else {}),
         })
-        proc = _kustomize(tool, top, _unrestricted(eps[0]))
+        proc = _kustomize(tool, top, _unrestricted(eps[0]), sum(sizes[i] for i in indices))
         if proc.returncode == 0:
             try:
                 return _split_batch(proc.stdout, eps, indices, top, repo, done)
@@ -661,8 +704,8 @@ def _render_batch(
                 pass  # e.g. substitution produced invalid YAML: let the single builds say where
     half = len(eps) // 2
     return {
-        **_render_batch(eps[:half], indices[:half], repo, tool, done, origins),
-        **_render_batch(eps[half:], indices[half:], repo, tool, done, origins),
+        **_render_batch(eps[:half], indices[:half], repo, tool, done, origins, sizes),
+        **_render_batch(eps[half:], indices[half:], repo, tool, done, origins, sizes),
     }
 
 

@@ -17,6 +17,7 @@ from ..render import (
     find_tool,
     parse_memo,
     render_repo,
+    render_stream,
 )
 from . import cache as reuse
 from . import kustomizations, policy, references
@@ -209,10 +210,15 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
         rendered += n
         progress("render", rendered, len(eps))
 
-    for i, result in zip(todo, render_repo(repo, [eps[i] for i in todo], on_rendered=on_rendered, origins=False)):
+    # Each build is checked as it arrives, while kustomize renders the next ones; what depends on CRDs that a
+    # later build may bring waits for the end.
+    early: dict[int, reuse.Checked] = {}
+    for j, result in render_stream(repo, [eps[i] for i in todo], on_rendered=on_rendered, origins=False):
+        i = todo[j]
         builds[i] = reuse.Build.of(result)
         if cache is not None and not result.error:
             cache.put(keys[i], "render", builds[i].dump())
+        early[i] = _object_checks(builds[i], store, early=True)
     done: list[reuse.Build] = builds  # type: ignore[assignment] - every slot is filled
     # CRDs rendered anywhere in the repo describe custom resources everywhere in it.
     crds = [crd for b in done for crd in b.crds]
@@ -238,8 +244,9 @@ def _validate(repo: Path, store: SchemaStore, known: dict[str, Check], skip: lis
     total = sum(b.count for b in done)
     checked = 0
     outcomes = []
-    for key, build in zip(keys, done):
-        outcomes.append(_checks(build, store, cache, reuse._sha(key, check_base) if key and check_base else None))
+    for i, (key, build) in enumerate(zip(keys, done)):
+        check_key = reuse._sha(key, check_base) if key and check_base else None
+        outcomes.append(_checks(build, store, cache, check_key, early.get(i)))
         checked += build.count
         progress("check", checked, total)
     reported = [i for i, outcome in enumerate(outcomes) if _reported(i, done[i], outcome, refs_by_object)]
@@ -323,21 +330,34 @@ def _object_id(data: dict) -> tuple:
     return (str(data.get("apiVersion")), str(data.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
 
 
-def _checks(build: reuse.Build, store: SchemaStore, cache: reuse.ValidateCache | None, key: str | None) -> reuse.Checked:
-    """Schema results and policy violations of one entrypoint's objects: cached, or computed and cached. Results
-    with a missing schema are not cached: the schema may be reachable next time."""
+def _checks(build: reuse.Build, store: SchemaStore, cache: reuse.ValidateCache | None, key: str | None,
+            early: reuse.Checked | None = None) -> reuse.Checked:
+    """Schema results and policy violations of one entrypoint's objects: cached, or computed (completing
+    ``early``) and cached. Results with a missing schema are not cached: the schema may be reachable next time."""
     if cache is not None and (hit := cache.get(key, "check")) is not None:
         return hit
-    datas = [o.data for o in build.objects()]
-    index_of = {id(data): n for n, data in enumerate(datas)}
-    schema = []
-    for data in datas:
-        found = store.validate(_as_applied(data))
-        schema.append((found.status, found.source, [(e.path, e.message) for e in found.errors]))
-    checked = reuse.Checked(schema, [(index_of[id(d)], v.check.id, v.detail) for d, v in policy.check_objects(datas)])
-    if cache is not None and not build.result.error and all(status != "missing" for status, _, _ in schema):
+    checked = early if early is not None else _object_checks(build, store)
+    if any(result is None for result in checked.schema):
+        datas = [o.data for o in build.objects()]
+        schema = [result if result is not None else _schema_result(store, data) for result, data in zip(checked.schema, datas)]
+        checked = reuse.Checked(schema, checked.policy)
+    if cache is not None and not build.result.error and all(status != "missing" for status, _, _ in checked.schema):
         cache.put(key, "check", checked)
     return checked
+
+
+def _object_checks(build: reuse.Build, store: SchemaStore, *, early: bool = False) -> reuse.Checked:
+    """Schema results and policy violations of one entrypoint's objects; ``early``: None as the schema result of
+    an object whose schema may come from a CRD not rendered yet (SchemaStore.validate)."""
+    datas = [o.data for o in build.objects()]
+    index_of = {id(data): n for n, data in enumerate(datas)}
+    schema = [_schema_result(store, data, early=early) for data in datas]
+    return reuse.Checked(schema, [(index_of[id(d)], v.check.id, v.detail) for d, v in policy.check_objects(datas)])
+
+
+def _schema_result(store: SchemaStore, data: dict, *, early: bool = False) -> tuple | None:
+    found = store.validate(_as_applied(data), early=early)
+    return None if found is None else (found.status, found.source, [(e.path, e.message) for e in found.errors])
 
 
 def _as_applied(data: dict) -> dict:

@@ -180,7 +180,8 @@ def inputs(ep: Entrypoint, memo: dict[str, frozenset[str]] | None = None) -> lis
 class Checked:
     """One entrypoint's check results: per object its schema result, and its policy violations."""
 
-    schema: list[tuple[str, str, list[tuple[str, str]]]]  # (status, source, [(path, message)])
+    # (status, source, [(path, message)]); None while validate waits for the repo's CRDs (never cached)
+    schema: list[tuple[str, str, list[tuple[str, str]]] | None]
     policy: list[tuple[int, str, str]]  # (object index, check id, detail)
 
 

@@ -295,15 +295,21 @@ class SchemaStore:
         self._builtin_groups = {g for g, _, _ in self._builtin_index}
         self._repo_crds: dict[tuple[str, str, str], dict] = {}
         self._validators: dict[tuple[str, str, str], tuple[Validator, str] | None] = {}
+        self._given_validators: dict[tuple[str, str, str], tuple[Validator, str] | None] = {}
 
     def add_crds(self, objects: Iterable[dict]) -> None:
         for obj in objects:
             if obj.get("kind") == "CustomResourceDefinition" and str(obj.get("apiVersion")).startswith("apiextensions"):
                 self._repo_crds.update(crd_schemas(obj))
 
-    def validate(self, obj: dict) -> SchemaResult:
+    def validate(self, obj: dict, *, early: bool = False) -> SchemaResult | None:
+        """The object's schema result. ``early`` (while entrypoints still render, so the repo's CRDs are not all
+        added yet): None where the answer would depend on them, i.e. a custom kind that neither the schema
+        locations nor the bundled schemas have."""
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         group, version = _split_api_version(api_version)
+        if early and group not in self._builtin_groups and self._given((group, version, kind)) is None:
+            return None
         if group in self._builtin_groups:
             builtin = f"Kubernetes {self.kubernetes_version}"
             definition = self._builtin_index.get((group, version, kind))
@@ -339,6 +345,25 @@ class SchemaStore:
         return self._validators[key]
 
     def _load(self, key: tuple[str, str, str]) -> tuple[Validator, str] | None:
+        if (given := self._given(key)) is not None:
+            return given
+        if key in self._repo_crds:
+            return jsonschema.Draft202012Validator(_portable(self._repo_crds[key])), "CustomResourceDefinition in the repo"
+        if self.catalog:
+            where = self._fill(self.catalog, *key)
+            schema = self._read(where, self.catalog)
+            if schema is not None:
+                cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+                return cls(_portable(schema)), where
+        return None
+
+    def _given(self, key: tuple[str, str, str]) -> tuple[Validator, str] | None:
+        """The schema from the locations or the bundled schemas, which come before the repo's CRDs."""
+        if key not in self._given_validators:
+            self._given_validators[key] = self._load_given(key)
+        return self._given_validators[key]
+
+    def _load_given(self, key: tuple[str, str, str]) -> tuple[Validator, str] | None:
         for loc in self.locations:
             where = self._fill(loc, *key)
             schema = self._read(where, loc)
@@ -349,14 +374,6 @@ class SchemaStore:
             schema = json.loads((BUNDLED_SCHEMAS / bundled_file(*key)).read_text(encoding="utf-8"))
             origin = f"{prov['repo']} {prov['tag']}" if "repo" in prov else prov["source"]
             return jsonschema.Draft202012Validator(_portable(schema)), f"bundled schema ({origin})"
-        if key in self._repo_crds:
-            return jsonschema.Draft202012Validator(_portable(self._repo_crds[key])), "CustomResourceDefinition in the repo"
-        if self.catalog:
-            where = self._fill(self.catalog, *key)
-            schema = self._read(where, self.catalog)
-            if schema is not None:
-                cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-                return cls(_portable(schema)), where
         return None
 
     def _fill(self, loc: str, group: str, version: str, kind: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from generator import render
@@ -172,9 +174,45 @@ def test_no_render_tool(monkeypatch, make_repo):
         render_repo(make_repo({"a/kustomization.yaml": "resources: []\n"}))
 
 
-def test_kustomize_collects_garbage_only_near_its_memory_limit_unless_the_user_tuned_go():
+def test_kustomize_collects_garbage_only_near_a_memory_limit_that_follows_its_input():
+    """GOGC=off below a limit about three times the live heap kustomize needs for that many bytes of manifests
+    (floor and ceiling in MiB); a GOGC or GOMEMLIMIT the user set wins."""
     from generator.render import kustomize_environment
 
-    assert kustomize_environment({"PATH": "/bin"}) == {"PATH": "/bin", "GOGC": "off", "GOMEMLIMIT": "512MiB"}
-    assert kustomize_environment({"GOGC": "100"}) == {"GOGC": "100"}
+    mib = 2**20
+    assert kustomize_environment({"PATH": "/bin"}) == {"PATH": "/bin", "GOGC": "off", "GOMEMLIMIT": "192MiB"}
+    assert kustomize_environment({}, 700_000)["GOMEMLIMIT"] == "192MiB"  # 32 app overlays
+    assert kustomize_environment({}, 9 * mib)["GOMEMLIMIT"] == "432MiB"  # a bundle of CRDs
+    assert kustomize_environment({}, 100 * mib)["GOMEMLIMIT"] == "1024MiB"
+    assert kustomize_environment({"GOGC": "100"}, 9 * mib) == {"GOGC": "100"}
     assert kustomize_environment({"GOMEMLIMIT": "2GiB"}) == {"GOMEMLIMIT": "2GiB"}
+
+
+def test_each_kustomize_run_gets_the_memory_limit_of_what_it_reads(make_repo, monkeypatch):
+    from generator import render
+
+    big = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"k": "x" * (6 * 2**20)}}
+    repo = make_repo({
+        "small/kustomization.yaml": "resources: [cm.yaml]\n",
+        "small/cm.yaml": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "small"}},
+        "big/kustomization.yaml": "resources: [cm.yaml]\n",
+        "big/cm.yaml": big,
+    })
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    limits = {}
+    tool = render.find_tool()
+    real_run = render.subprocess.run
+
+    def recording_run(cmd, **kwargs):
+        if cmd[:len(tool)] == tool:
+            limits[Path(cmd[len(tool)]).name] = kwargs["env"]["GOMEMLIMIT"]
+        return real_run(cmd, **kwargs)
+
+    monkeypatch.setattr(render.subprocess, "run", recording_run)
+    assert [r.error for r in render_repo(repo, batch_size=1)] == [None, None]
+    assert sorted(limits.values()) == ["192MiB", "288MiB"]
+    limits.clear()
+    monkeypatch.setattr(render.os, "cpu_count", lambda: 1)  # so both share one batch
+    assert [r.error for r in render_repo(repo)] == [None, None]
+    assert list(limits.values()) == ["288MiB"]  # what the whole batch reads

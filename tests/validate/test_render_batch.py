@@ -74,7 +74,7 @@ def test_colliding_entrypoints_are_split_and_failures_isolated(make_repo, monkey
     assert all(len(r.objects) == 1 for r in results if not r.error)
     monkeypatch.undo()  # single builds to compare with, unrecorded
     assert as_data(results) == as_data(render_repo(repo, eps, batch_size=1))
-    assert len(_batches(eps, list(range(len(eps))), size=8, workers=1)) == 1  # nothing predicted the clash
+    assert len(list(_batches(eps, list(range(len(eps))), size=8, workers=1))) == 1  # nothing predicted the clash
     assert len(runs) > 2  # so the batch failed and was split
 
 
@@ -222,3 +222,50 @@ def test_a_small_or_missing_dev_shm_is_left_alone(tmp_path, monkeypatch):
     assert scratch.memory_dir(needed=2**30) is None  # 3 GiB free, not four times 1 GiB plus the margin
     monkeypatch.setattr(scratch, "SHM", str(tmp_path / "missing"))
     assert scratch.memory_dir() is None
+
+
+def _apps(n: int) -> dict:
+    files = {}
+    for k in range(n):
+        files[f"app-{k}/kustomization.yaml"] = "resources: [cm.yaml]\n"
+        files[f"app-{k}/cm.yaml"] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{k}"}}
+    return files
+
+
+def test_a_full_batch_is_handed_out_before_the_rest_are_formed(make_repo, monkeypatch):
+    eps = discover_entrypoints(make_repo(_apps(10)))
+    footprinted = []
+    real_footprint = render._footprint
+    monkeypatch.setattr(render, "_footprint", lambda ep: footprinted.append(ep) or real_footprint(ep))
+    batches = _batches(eps, list(range(10)), size=4, workers=2)
+    first = next(batches)
+    assert len(first) == 4 and len(footprinted) == 4  # kustomize can start on it now
+    rest = list(batches)
+    assert sorted(i for batch in [first, *rest] for i in batch) == list(range(10))
+    assert max(map(len, rest)) <= 4
+
+
+def test_results_stream_as_batches_finish(make_repo, monkeypatch):
+    """A caller gets a finished batch's results while another batch is still rendering."""
+    import threading
+
+    repo = make_repo(_apps(6))
+    eps = discover_entrypoints(repo)
+    released = threading.Event()
+    real_render_batch = render._render_batch
+
+    def slow_first(batch_eps, indices, *args):
+        if 0 in indices:
+            released.wait(timeout=10)  # until the caller has seen another batch's results
+        return real_render_batch(batch_eps, indices, *args)
+
+    monkeypatch.setattr(render, "_render_batch", slow_first)
+    seen = []
+    for i, result in render.render_stream(repo, eps, batch_size=2):
+        if not released.is_set():
+            first_seen_while_waiting = i
+            released.set()
+        seen.append(i)
+        assert result.error is None and len(result.objects) == 1
+    assert sorted(seen) == list(range(6))
+    assert first_seen_while_waiting not in (0, 1)  # app-0's batch was still held back

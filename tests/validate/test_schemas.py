@@ -236,3 +236,19 @@ def test_crd_conversion_reads_keywords_not_field_names():
     assert list(validator.iter_errors(widget)) == []
     widget["spec"]["properties"]["typo"] = 1
     assert [list(e.absolute_path) for e in validator.iter_errors(widget)] == [["spec", "properties"]]
+
+
+def test_early_answers_wait_only_where_a_later_crd_could_decide(tmp_path, good_deployment):
+    """validate checks each build while later ones still render: an early answer is the final one, and is None
+    exactly where the repo's CRDs (not all rendered yet) come into the lookup."""
+    store = SchemaStore([], cache=tmp_path / "cache")
+    assert store.validate(good_deployment(), early=True).status == "valid"  # built-in
+    assert store.validate(SEALED, early=True).source.startswith("bundled schema")  # bundled
+    assert store.validate(WIDGET, early=True) is None  # only a repo CRD or the catalog can tell
+    store.add_crds([WIDGET_CRD])
+    assert store.validate(WIDGET).source == "CustomResourceDefinition in the repo"
+    # Asking early did not leave a "missing" answer behind for the final lookup.
+    late = SchemaStore([], cache=tmp_path / "cache")
+    assert late.validate(WIDGET, early=True) is None
+    late.add_crds([WIDGET_CRD])
+    assert late.validate({**WIDGET, "spec": {"size": "big"}}).status == "invalid"

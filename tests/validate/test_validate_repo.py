@@ -71,3 +71,38 @@ def test_warnings_do_not_fail(make_repo, good_deployment, schema_locations):
     report = validate_repo(repo, schema_locations=schema_locations)
     assert [(f.check, f.severity) for f in report.findings] == [("GF011", "warning")]
     assert report.ok
+
+
+def test_a_custom_resource_rendered_before_its_crd_is_checked_against_it(make_repo, schema_locations, monkeypatch):
+    """Builds are checked as they arrive; one whose kind only a CRD from a later build describes is checked
+    against that CRD once every build is in, neither reported missing nor left unchecked."""
+    from generator import render
+
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"}, "scope": "Namespaced",
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]},
+    }
+    repo = make_repo({
+        "a-widgets/kustomization.yaml": "resources: [w.yaml]\n",
+        "a-widgets/w.yaml": {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "x"},
+                             "spec": {"size": 3, "colour": "red"}},
+        "z-crds/kustomization.yaml": "resources: [crd.yaml]\n",
+        "z-crds/crd.yaml": crd,
+    })
+    order = []
+    real_stream = render.render_stream
+
+    def widgets_first(repo, eps, **kwargs):  # the CRD's build arrives last
+        results = sorted(real_stream(repo, eps, **kwargs), key=lambda item: item[1].entrypoint.rel.startswith("z-"))
+        order.extend(result.entrypoint.rel for _, result in results)
+        yield from results
+
+    monkeypatch.setattr("generator.validate.render_stream", widgets_first)
+    report = validate_repo(repo, schema_locations=schema_locations, schema_catalog="")
+    assert order == ["a-widgets", "z-crds"]
+    assert report.missing_schemas == []
+    assert [(f.kind, f.check, f.message) for f in report.findings if f.check == "GF100"] == [
+        ("Widget", "GF100", "spec.colour: unknown field 'colour'")]
