@@ -657,8 +657,8 @@ def _kustomize(tool: list[str], directory: Path, unrestricted: bool, input_bytes
     cmd = [*tool, str(directory)]
     if unrestricted:
         cmd.append("--load-restrictor=LoadRestrictionsNone")
+    env = kustomize_environment(dict(os.environ), input_bytes)
     with _KUSTOMIZE_SLOTS:
-        env = kustomize_environment(dict(os.environ), input_bytes)
         return subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
 
 

@@ -189,8 +189,6 @@ def test_kustomize_collects_garbage_only_near_a_memory_limit_that_follows_its_in
 
 
 def test_each_kustomize_run_gets_the_memory_limit_of_what_it_reads(make_repo, monkeypatch):
-    from generator import render
-
     big = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"k": "x" * (6 * 2**20)}}
     repo = make_repo({
         "small/kustomization.yaml": "resources: [cm.yaml]\n",

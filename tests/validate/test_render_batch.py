@@ -228,7 +228,7 @@ def _apps(n: int) -> dict:
     files = {}
     for k in range(n):
         files[f"app-{k}/kustomization.yaml"] = "resources: [cm.yaml]\n"
-        files[f"app-{k}/cm.yaml"] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{k}"}}
+        files[f"app-{k}/cm.yaml"] = cm(f"c{k}")
     return files
 
 

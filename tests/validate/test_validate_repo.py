@@ -6,6 +6,8 @@ import json
 
 from generator.validate import validate_repo
 
+from .test_schemas import WIDGET_CRD
+
 
 def flux_ks(name: str, path: str) -> dict:
     return {
@@ -78,19 +80,12 @@ def test_a_custom_resource_rendered_before_its_crd_is_checked_against_it(make_re
     against that CRD once every build is in, neither reported missing nor left unchecked."""
     from generator import render
 
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"}, "scope": "Namespaced",
-                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                     "type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]},
-    }
     repo = make_repo({
         "a-widgets/kustomization.yaml": "resources: [w.yaml]\n",
         "a-widgets/w.yaml": {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "x"},
                              "spec": {"size": 3, "colour": "red"}},
         "z-crds/kustomization.yaml": "resources: [crd.yaml]\n",
-        "z-crds/crd.yaml": crd,
+        "z-crds/crd.yaml": WIDGET_CRD,
     })
     order = []
     real_stream = render.render_stream
